@@ -1,0 +1,150 @@
+import { createSocket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { assertLoopback } from '../test/peers/ports.js';
+import { ACCESS_ACCEPT, ACCESS_CHALLENGE, ACCESS_REJECT, encodeAccessRequest, replyCode } from './access-request.js';
+import type { AccessRequest } from './access-request.js';
+
+/**
+ * Closed-loop RADIUS load: `concurrency` workers, each sends one Access-Request and waits for
+ * its answer (or the timeout) before sending the next, so the figures are the server's
+ * latency under that many requests in flight, not a queue's. One UDP socket, Ids 0–255
+ * handed out round robin (never one still in flight).
+ */
+
+export interface LoadRequest {
+  user: string;
+  password: string;
+}
+
+export interface ClosedLoopOptions {
+  host: string;
+  port: number;
+  secret: string | Buffer;
+  /** Requests in flight at all times (1 and 20 in the benchmarks). */
+  concurrency: number;
+  /** Total requests to send. */
+  requests: number;
+  /** The i-th request (0-based); give distinct users so no TOTP code is ever a replay. */
+  request: (i: number) => LoadRequest;
+  /** A request unanswered this long counts as lost (no retransmission). Default 2000. */
+  timeoutMs?: number;
+  /** SO_RCVBUF of the client socket. Default 8 MiB. */
+  receiveBufferBytes?: number;
+}
+
+export interface ClosedLoopResult {
+  requests: number;
+  seconds: number;
+  reqPerSec: number;
+  accepted: number;
+  rejected: number;
+  challenged: number;
+  lost: number;
+  /** Latency of answered requests, milliseconds. */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+interface InFlight {
+  request: AccessRequest;
+  sentAt: number;
+  timer: NodeJS.Timeout;
+  done: (code: number | undefined) => void;
+}
+
+export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopResult> {
+  assertLoopback(opts.host);
+  if (opts.concurrency < 1 || opts.concurrency > 255) throw new Error('concurrency must be 1..255');
+  const secret = Buffer.isBuffer(opts.secret) ? opts.secret : Buffer.from(opts.secret, 'utf8');
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const socket = createSocket({ type: isIP(opts.host) === 6 ? 'udp6' : 'udp4', recvBufferSize: opts.receiveBufferBytes ?? 8 << 20 });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, isIP(opts.host) === 6 ? '::1' : '127.0.0.1', () => resolve());
+  });
+  socket.connect(opts.port, opts.host);
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+
+  const inFlight = new Map<number, InFlight>();
+  socket.on('message', (msg) => {
+    const id = msg[1];
+    if (id === undefined) return;
+    const entry = inFlight.get(id);
+    if (entry === undefined) return; // late answer to a request already counted as lost
+    const code = replyCode(msg, entry.request, secret);
+    if (code === undefined) return;
+    entry.done(code);
+  });
+
+  const latencies = new Float64Array(opts.requests);
+  let answered = 0;
+  let accepted = 0;
+  let rejected = 0;
+  let challenged = 0;
+  let lost = 0;
+  let next = 0;
+  let nextId = 0;
+
+  const takeId = (): number => {
+    for (let tries = 0; tries < 256; tries++) {
+      const id = nextId;
+      nextId = (nextId + 1) & 0xff;
+      if (!inFlight.has(id)) return id;
+    }
+    throw new Error('no free RADIUS Id');
+  };
+
+  const sendOne = (i: number): Promise<void> =>
+    new Promise((resolve) => {
+      const { user, password } = opts.request(i);
+      const id = takeId();
+      const request = encodeAccessRequest(id, secret, user, password);
+      const entry: InFlight = {
+        request,
+        sentAt: performance.now(),
+        timer: setTimeout(() => entry.done(undefined), timeoutMs),
+        done: (code) => {
+          clearTimeout(entry.timer);
+          inFlight.delete(id);
+          if (code === undefined) lost++;
+          else {
+            latencies[answered++] = performance.now() - entry.sentAt;
+            if (code === ACCESS_ACCEPT) accepted++;
+            else if (code === ACCESS_REJECT) rejected++;
+            else if (code === ACCESS_CHALLENGE) challenged++;
+          }
+          resolve();
+        },
+      };
+      inFlight.set(id, entry);
+      socket.send(request.packet, (err) => {
+        if (err) entry.done(undefined);
+      });
+    });
+
+  const worker = async (): Promise<void> => {
+    while (next < opts.requests) await sendOne(next++);
+  };
+
+  const started = performance.now();
+  await Promise.all(Array.from({ length: Math.min(opts.concurrency, opts.requests) }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  socket.close();
+
+  const sorted = latencies.subarray(0, answered).sort();
+  const pct = (p: number): number => (answered === 0 ? NaN : (sorted[Math.min(answered - 1, Math.ceil((p / 100) * answered) - 1)] ?? NaN));
+  return {
+    requests: opts.requests,
+    seconds,
+    reqPerSec: answered / seconds,
+    accepted,
+    rejected,
+    challenged,
+    lost,
+    p50Ms: pct(50),
+    p99Ms: pct(99),
+    maxMs: answered === 0 ? NaN : (sorted[answered - 1] ?? NaN),
+  };
+}

@@ -1,0 +1,45 @@
+import type { GatewayConfig, ResolvedClient } from '../config/config.js';
+import type { PolicyConfig } from '../config/schema.js';
+import type { DataKeys } from '../crypto/keys.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { OathToken, User } from '../store/types.js';
+import type { AuthAttempt } from './attempt.js';
+import type { Decision } from './decision.js';
+import type { SplitPassword } from './inline-factor.js';
+import type { ChallengeState } from './sealed-state.js';
+
+/** What the flow needs from the process: handed in once, shared by every attempt. */
+export interface FlowDeps {
+  readonly store: Store;
+  readonly keys: DataKeys;
+  readonly log: Logger;
+  /** The current configuration; a reload swaps it, an attempt keeps the one it started with. */
+  readonly config: () => GatewayConfig;
+  /** Epoch ms; replaceable in tests. */
+  readonly now?: () => number;
+}
+
+/** One attempt's working state, filled in step by step. */
+export interface FlowContext {
+  readonly attempt: AuthAttempt;
+  readonly deps: FlowDeps;
+  readonly config: GatewayConfig;
+  readonly client: ResolvedClient;
+  readonly policy: PolicyConfig;
+  readonly now: number;
+  /** Set when the attempt answers an Access-Challenge. */
+  challenge?: ChallengeState;
+  /** The password with any inline factor split off. */
+  input?: SplitPassword;
+  user?: User;
+  tokens?: readonly OathToken[];
+  firstFactor: string | null;
+  firstFactorPassed: boolean;
+  method: string | null;
+  /** Milliseconds per step, for the audit record. */
+  readonly timings: Record<string, number>;
+}
+
+/** A step either decides (returns a Decision, ending the flow) or passes (undefined). */
+export type Step = (ctx: FlowContext) => Promise<Decision | undefined> | Decision | undefined;

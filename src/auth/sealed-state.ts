@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import type { DataKeys } from '../crypto/keys.js';
+import { SEAL_OVERHEAD, seal, unseal } from '../crypto/seal.js';
+import { SealError } from '../errors.js';
+
+/**
+ * The RADIUS `State` of an Access-Challenge: everything needed to continue the login, sealed
+ * with AES-256-GCM under a key derived from the master key, so any gateway node sharing that key
+ * can continue a challenge another node started, and the NAS cannot read or alter it. Single use
+ * is enforced by the store (claimOnce on `nonce`).
+ */
+export interface ChallengeState {
+  /** Random, unique: the single-use key. */
+  readonly nonce: string;
+  readonly attemptId: string;
+  readonly userId: string;
+  readonly clientName: string;
+  /** The first factor that already succeeded. */
+  readonly firstFactor: string;
+  /** Epoch ms after which the challenge is void. */
+  readonly expiresAt: number;
+}
+
+const CONTEXT = 'radius-state';
+/** RFC 2865 §5: an attribute value holds at most 253 octets. */
+export const MAX_STATE_LENGTH = 253;
+
+export function newNonce(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+export function sealState(keys: DataKeys, state: ChallengeState): Buffer {
+  const body = Buffer.from(JSON.stringify([1, state.nonce, state.attemptId, state.userId, state.clientName, state.firstFactor, state.expiresAt]));
+  if (body.length + SEAL_OVERHEAD > MAX_STATE_LENGTH) throw new SealError('challenge state does not fit in a RADIUS State attribute');
+  return seal(keys.get('challenge-state'), body, CONTEXT);
+}
+
+/** Undefined when the State was not made by a gateway with this key, or was altered. */
+export function openState(keys: DataKeys, sealed: Buffer): ChallengeState | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(unseal(keys.get('challenge-state'), sealed, CONTEXT).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 7 || parsed[0] !== 1) return undefined;
+  const [, nonce, attemptId, userId, clientName, firstFactor, expiresAt] = parsed as unknown[];
+  if (typeof nonce !== 'string' || typeof attemptId !== 'string' || typeof userId !== 'string') return undefined;
+  if (typeof clientName !== 'string' || typeof firstFactor !== 'string' || typeof expiresAt !== 'number') return undefined;
+  return { nonce, attemptId, userId, clientName, firstFactor, expiresAt };
+}

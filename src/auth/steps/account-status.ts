@@ -1,0 +1,15 @@
+import type { FlowContext } from '../context.js';
+import { Decision } from '../decision.js';
+
+/** Disabled, blocked and locked-out users are refused before any factor is checked. */
+export async function accountStatus(ctx: FlowContext): Promise<Decision | undefined> {
+  const user = ctx.user;
+  if (!user) return undefined;
+  if (!user.enabled) return Decision.reject('user_disabled');
+  if (user.blocked) return Decision.reject('user_blocked');
+  if (ctx.config.lockout.max_failures > 0) {
+    const lock = await ctx.deps.store.getLockout(user.id, ctx.now);
+    if (lock.lockedUntil !== null && lock.lockedUntil > ctx.now) return Decision.reject('locked_out');
+  }
+  return undefined;
+}

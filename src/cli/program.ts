@@ -1,0 +1,27 @@
+import { Command } from 'commander';
+import { registerAudit } from './commands/audit.js';
+import { registerBackup } from './commands/backup.js';
+import { registerServe } from './commands/serve.js';
+import { registerTokens } from './commands/tokens.js';
+import { registerTry } from './commands/try.js';
+import { registerUsers } from './commands/users.js';
+
+export function buildProgram(): Command {
+  const program = new Command('mfa-gateway')
+    .description('second-factor gateway for RADIUS logins')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerServe(program);
+  registerUsers(program);
+  registerTokens(program);
+  registerAudit(program);
+  registerBackup(program);
+  registerTry(program);
+  // exitOverride and output settings are inherited only by commands added after they are set.
+  const inherit = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.commands.forEach(inherit);
+  };
+  program.commands.forEach(inherit);
+  return program;
+}

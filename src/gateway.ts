@@ -1,0 +1,95 @@
+import { AuthFlow } from './auth/flow.js';
+import type { GatewayConfig } from './config/config.js';
+import { loadConfig } from './config/load.js';
+import { DataKeys } from './crypto/keys.js';
+import { errorMessage } from './errors.js';
+import type { Logger } from './log.js';
+import { RadiusServer } from './radius/server.js';
+import { acquireLiveLock } from './store/sqlite/live-lock.js';
+import { openStore } from './store/open-store.js';
+import type { Store } from './store/store.js';
+
+/** How long SIGTERM waits for attempts in flight before closing anyway. */
+const DRAIN_TIMEOUT_MS = 30_000;
+const PRUNE_INTERVAL_MS = 60_000;
+
+/**
+ * One running gateway: the store, the flow and the listeners, wired together, with the process
+ * lifecycle (SIGHUP reload, SIGTERM drain).
+ */
+export class Gateway {
+  private config: GatewayConfig;
+  private readonly radius: RadiusServer;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    initial: GatewayConfig,
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly releaseLock: () => void,
+  ) {
+    this.config = initial;
+    const keys = new DataKeys(initial.masterKey);
+    const config = (): GatewayConfig => this.config;
+    const flow = new AuthFlow({ store, keys, log: log.child({ module: 'auth' }), config });
+    this.radius = new RadiusServer({ flow, store, log, config });
+  }
+
+  static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
+    const releaseLock = await acquireLiveLock(config.store.sqlite.path);
+    let store: Store | undefined;
+    try {
+      const opened = await openStore(config.store, log.child({ module: 'store' }));
+      store = opened;
+      const gateway = new Gateway(config, opened, log, releaseLock);
+      await gateway.radius.start();
+      gateway.pruneTimer = setInterval(() => {
+        opened.prune(Date.now()).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'prune failed'));
+      }, PRUNE_INTERVAL_MS);
+      gateway.pruneTimer.unref();
+      return gateway;
+    } catch (err) {
+      await store?.close().catch(() => undefined);
+      releaseLock();
+      throw err;
+    }
+  }
+
+  addresses(): ReturnType<RadiusServer['addresses']> {
+    return this.radius.addresses();
+  }
+
+  get counters(): RadiusServer['counters'] {
+    return this.radius.counters;
+  }
+
+  /**
+   * Re-reads the config file. Clients and policies change at once for new attempts; listeners,
+   * the store and keys need a restart (said in the log when they differ).
+   */
+  async reload(): Promise<void> {
+    const { config } = await loadConfig(this.config.file);
+    const needsRestart: string[] = [];
+    if (JSON.stringify(config.radius.listen) !== JSON.stringify(this.config.radius.listen)) needsRestart.push('radius.listen');
+    if (JSON.stringify(config.radius.accounting_listen) !== JSON.stringify(this.config.radius.accounting_listen)) needsRestart.push('radius.accounting_listen');
+    if (config.store.sqlite.path !== this.config.store.sqlite.path) needsRestart.push('store');
+    if (!config.masterKey.equals(this.config.masterKey)) needsRestart.push('keys.master_key');
+    this.config = config;
+    this.radius.reload();
+    this.log.info({ clients: config.clients.length, policies: Object.keys(config.policies), needsRestart }, 'configuration reloaded');
+  }
+
+  /** Drains attempts in flight, then closes listeners and the store. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const left = await this.radius.drain(DRAIN_TIMEOUT_MS);
+      if (left > 0) this.log.warn({ left }, 'attempts still in flight after the drain timeout');
+      if (this.pruneTimer) clearInterval(this.pruneTimer);
+      await this.radius.close();
+      await this.store.close();
+      this.releaseLock();
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,55 @@
+import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+
+export type { Logger } from 'pino';
+
+/**
+ * Paths that may carry a secret anywhere in a log object. pino replaces their values, so a
+ * careless `log.debug({ attempt })` still never prints a password, a code or a key.
+ */
+export const REDACT_PATHS: readonly string[] = [
+  'password',
+  '*.password',
+  'passwordHash',
+  '*.passwordHash',
+  'code',
+  '*.code',
+  'response',
+  '*.response',
+  'secret',
+  '*.secret',
+  'secrets',
+  '*.secrets',
+  'key',
+  '*.key',
+  'token',
+  '*.token',
+  'state',
+  '*.state',
+  'userPassword',
+  '*.userPassword',
+  'pin',
+  '*.pin',
+  'otpauthUri',
+  '*.otpauthUri',
+  'req.headers.authorization',
+  'req.headers.cookie',
+];
+
+export interface LogSettings {
+  level: string;
+}
+
+export function createLogger(settings: LogSettings, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
+    level: settings.level,
+    base: { pid: process.pid },
+    redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/** A logger that drops everything, for CLI commands and tests that do not care. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,30 @@
+import type { Logger } from '../log.js';
+
+/**
+ * At most `perMinute` lines per key per minute, then one line saying how many were suppressed:
+ * a flood of bad packets must not become a flood of log lines.
+ */
+export class RateLimitedLog {
+  private readonly windows = new Map<string, { start: number; count: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly perMinute: number,
+  ) {}
+
+  warn(key: string, obj: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    let w = this.windows.get(key);
+    if (!w || now - w.start >= 60_000) {
+      if (w && w.suppressed > 0) this.log.warn({ key, suppressed: w.suppressed }, `${msg} (suppressed lines in the last minute)`);
+      w = { start: now, count: 0, suppressed: 0 };
+      this.windows.set(key, w);
+    }
+    if (w.count < this.perMinute) {
+      w.count++;
+      this.log.warn(obj, msg);
+    } else {
+      w.suppressed++;
+    }
+  }
+}

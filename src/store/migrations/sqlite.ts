@@ -1,0 +1,149 @@
+import type { Migration } from './migration.js';
+
+/**
+ * The SQLite schema, as numbered migrations. Written to be mirrored by a PostgreSQL engine with
+ * the same tables, columns and meaning:
+ * - plain types only: TEXT, BIGINT (epoch ms and counters), INTEGER, BLOB (→ BYTEA); booleans are
+ *   INTEGER 0/1 with a CHECK (→ BOOLEAN or the same SMALLINT + CHECK);
+ * - `*_key` columns hold the case-folded name (computed in TypeScript, not by SQL `lower()`,
+ *   which differs between engines), with ordinary UNIQUE indexes;
+ * - `audit_log.seq` is `INTEGER PRIMARY KEY` (SQLite's rowid alias, for speed; → BIGINT PRIMARY
+ *   KEY) and is assigned by the store, never by the database, because it is part of the hash;
+ * - `accounting.id` is the only database-assigned key (→ BIGINT GENERATED ALWAYS AS IDENTITY);
+ * - the triggers that make `audit_log` append-only guard against bugs, not against someone with
+ *   write access to the file: that is what the hash chain and its head are for.
+ */
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+CREATE TABLE users (
+  id              TEXT    NOT NULL PRIMARY KEY,
+  username        TEXT    NOT NULL,
+  username_key    TEXT    NOT NULL,
+  upn             TEXT,
+  upn_key         TEXT,
+  first_name      TEXT,
+  last_name       TEXT,
+  email           TEXT,
+  phone           TEXT,
+  mobile          TEXT,
+  default_method  TEXT,
+  language        TEXT,
+  enabled         INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  blocked         INTEGER NOT NULL CHECK (blocked IN (0, 1)),
+  password_hash   TEXT,
+  source          TEXT    NOT NULL,
+  created_at      BIGINT  NOT NULL,
+  updated_at      BIGINT  NOT NULL,
+  synced_at       BIGINT
+);
+CREATE UNIQUE INDEX users_username_key ON users (username_key);
+CREATE UNIQUE INDEX users_upn_key ON users (upn_key);
+
+CREATE TABLE oath_tokens (
+  id              TEXT    NOT NULL PRIMARY KEY,
+  user_id         TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  kind            TEXT    NOT NULL CHECK (kind IN ('totp', 'hotp')),
+  label           TEXT    NOT NULL,
+  algorithm       TEXT    NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),
+  digits          INTEGER NOT NULL,
+  period          INTEGER NOT NULL,
+  counter         BIGINT  NOT NULL,
+  sealed_secret   BLOB    NOT NULL,
+  last_used_step  BIGINT,
+  enabled         INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  created_at      BIGINT  NOT NULL,
+  last_used_at    BIGINT
+);
+CREATE INDEX oath_tokens_user_id ON oath_tokens (user_id);
+
+CREATE TABLE lockouts (
+  user_id         TEXT    NOT NULL PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+  failures        INTEGER NOT NULL,
+  locked_until    BIGINT,
+  updated_at      BIGINT  NOT NULL
+);
+
+CREATE TABLE single_use_claims (
+  kind            TEXT    NOT NULL,
+  claim_key       TEXT    NOT NULL,
+  claimed_at      BIGINT  NOT NULL,
+  expires_at      BIGINT  NOT NULL,
+  PRIMARY KEY (kind, claim_key)
+);
+CREATE INDEX single_use_claims_expires_at ON single_use_claims (expires_at);
+
+CREATE TABLE audit_log (
+  seq                  INTEGER NOT NULL PRIMARY KEY,
+  id                   TEXT    NOT NULL UNIQUE,
+  received_at          BIGINT  NOT NULL,
+  decided_at           BIGINT  NOT NULL,
+  attempt_id           TEXT    NOT NULL,
+  protocol             TEXT    NOT NULL,
+  result               TEXT    NOT NULL,
+  reason               TEXT    NOT NULL,
+  user_id              TEXT,
+  username             TEXT    NOT NULL,
+  username_key         TEXT    NOT NULL,
+  first_name           TEXT,
+  last_name            TEXT,
+  email                TEXT,
+  phone                TEXT,
+  device_token         TEXT,
+  first_factor         TEXT,
+  method               TEXT,
+  provider             TEXT,
+  provider_message_id  TEXT,
+  gateway_name         TEXT    NOT NULL,
+  gateway_ip           TEXT,
+  client_name          TEXT,
+  client_ip            TEXT    NOT NULL,
+  nas_identifier       TEXT,
+  nas_ip_address       TEXT,
+  calling_station_id   TEXT,
+  called_station_id    TEXT,
+  timings              TEXT    NOT NULL,
+  prev_hash            TEXT    NOT NULL,
+  hash                 TEXT    NOT NULL
+);
+CREATE INDEX audit_log_received_at ON audit_log (received_at);
+CREATE INDEX audit_log_username_key ON audit_log (username_key);
+CREATE INDEX audit_log_user_id ON audit_log (user_id);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+-- The chain head: seq and hash of the last record, updated in the same transaction as every
+-- append, so a removed tail (which leaves a chain that is intact in itself) is still detected.
+CREATE TABLE audit_head (
+  id    INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+  seq   BIGINT  NOT NULL,
+  hash  TEXT    NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+CREATE TABLE accounting (
+  id               INTEGER NOT NULL PRIMARY KEY,
+  received_at      BIGINT  NOT NULL,
+  client_name      TEXT    NOT NULL,
+  client_ip        TEXT    NOT NULL,
+  status_type      TEXT,
+  session_id       TEXT,
+  username         TEXT,
+  nas_identifier   TEXT,
+  nas_ip_address   TEXT,
+  attributes       TEXT    NOT NULL
+);
+CREATE INDEX accounting_received_at ON accounting (received_at);
+`,
+  },
+];

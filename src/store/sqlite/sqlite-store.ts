@@ -1,0 +1,901 @@
+import { randomUUID } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { ChainVerifier, sealAuditRecord, type ChainHead } from '../../audit/chain.js';
+import { auditRecordToRow, AUDIT_ROW_COLUMNS, normaliseAuditEntry, rowToAuditRecord, storableText } from '../../audit/record.js';
+import {
+  AlreadyExistsError,
+  GatewayError,
+  InvalidInputError,
+  NotFoundError,
+  StoreError,
+  StoreReadOnlyError,
+  errorMessage,
+} from '../../errors.js';
+import { silentLogger, type Logger } from '../../log.js';
+import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
+import type {
+  AccountingEntry,
+  AuditEntry,
+  AuditQuery,
+  AuditRecord,
+  AuditVerifyResult,
+  LockoutState,
+  NewOathToken,
+  NewUser,
+  OathToken,
+  Store,
+  User,
+  UserPatch,
+} from '../store.js';
+import { BUSY_TIMEOUT_MS, migrate, openConnection, prepareFile, syncFile } from './connection.js';
+
+export { restoreSqliteStore, type RestoreOptions } from './restore.js';
+
+/**
+ * The embedded engine: one SQLite file (WAL), shared by the gateway process and the CLI.
+ *
+ * - Durability: WAL with synchronous=FULL, so a transaction whose COMMIT returned survives a
+ *   power loss; an accepted login is never answered before its audit record got there.
+ * - Concurrency: every write is one statement or one BEGIN IMMEDIATE transaction, so a writer
+ *   takes the write lock before reading what it decides on (no lost updates between the gateway
+ *   and the CLI); busy_timeout makes a writer wait for the other process instead of failing.
+ *   better-sqlite3 is synchronous, so that wait blocks the event loop; the other process's
+ *   transactions are short, and the wait is bounded by BUSY_TIMEOUT_MS.
+ * - Audit: group commit (see appendAudit) and the chain head, read inside the write
+ *   transaction, because another process may have appended since.
+ * - Long reads (queryAudit, verifyAudit) run on a separate read-only connection inside one read
+ *   transaction, in pages, yielding to the event loop between pages: a consistent snapshot that
+ *   neither blocks the writer (WAL) nor the event loop.
+ */
+
+export interface SqliteStoreOptions {
+  /** The database file; its directory is created (mode 0700) when missing. */
+  readonly path: string;
+  readonly logger?: Logger;
+  /** Open without writing anything (no migration, no WAL switch); every write throws StoreReadOnlyError. */
+  readonly readonly?: boolean;
+}
+
+/** Upper bound of records per audit transaction; a larger burst becomes several transactions. */
+const AUDIT_BATCH_MAX = 5000;
+const READ_PAGE = 1000;
+
+/** The case-folded form of a user name or UPN that uniqueness and lookups use. */
+export function nameKey(name: string): string {
+  return storableText(name).normalize('NFC').toLowerCase();
+}
+
+// --- errors ----------------------------------------------------------------------------------
+
+function sqliteCode(err: unknown): string | undefined {
+  return err instanceof Database.SqliteError ? err.code : undefined;
+}
+
+/** Every fault leaves the store as a GatewayError; SQLite's own error stays as the cause. */
+function toStoreError(op: string, err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const code = sqliteCode(err);
+  if (code?.startsWith('SQLITE_READONLY') === true) {
+    return new StoreReadOnlyError(`${op}: the store is read-only (${errorMessage(err)})`, { cause: err });
+  }
+  if (code === 'SQLITE_BUSY' || code?.startsWith('SQLITE_BUSY_') === true) {
+    return new StoreError(`${op}: the store is locked by another process for more than ${BUSY_TIMEOUT_MS} ms`, { cause: err });
+  }
+  return new StoreError(`${op}: ${errorMessage(err)}`, { cause: err });
+}
+
+// --- input checks ----------------------------------------------------------------------------
+
+function invalid(message: string): never {
+  throw new InvalidInputError(message);
+}
+
+function text(field: string, v: unknown): string {
+  if (typeof v !== 'string') invalid(`${field} must be a string`);
+  return v;
+}
+
+function nonEmpty(field: string, v: unknown): string {
+  const s = text(field, v);
+  if (s.trim().length === 0) invalid(`${field} must not be empty`);
+  if (s.length > 1024) invalid(`${field} is too long`);
+  return s;
+}
+
+function optText(field: string, v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  return text(field, v);
+}
+
+function bool(field: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') invalid(`${field} must be a boolean`);
+  return v;
+}
+
+function int(field: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) invalid(`${field} must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+function time(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) invalid(`${field} must be a finite number (epoch ms)`);
+  return v;
+}
+
+function source(v: unknown): string {
+  if (v === undefined) return 'local';
+  if (v === 'local' || (typeof v === 'string' && /^directory:.+/.test(v))) return v;
+  invalid(`source must be 'local' or 'directory:<name>'`);
+}
+
+// --- rows ------------------------------------------------------------------------------------
+
+interface UserRow {
+  id: string;
+  username: string;
+  username_key: string;
+  upn: string | null;
+  upn_key: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  email: string | null;
+  phone: string | null;
+  mobile: string | null;
+  default_method: string | null;
+  language: string | null;
+  enabled: number;
+  blocked: number;
+  password_hash: string | null;
+  source: string;
+  created_at: number;
+  updated_at: number;
+  synced_at: number | null;
+}
+
+function toUser(r: UserRow): User {
+  return {
+    id: r.id,
+    username: r.username,
+    upn: r.upn,
+    firstName: r.first_name,
+    lastName: r.last_name,
+    email: r.email,
+    phone: r.phone,
+    mobile: r.mobile,
+    defaultMethod: r.default_method,
+    language: r.language,
+    enabled: r.enabled === 1,
+    blocked: r.blocked === 1,
+    passwordHash: r.password_hash,
+    source: r.source as User['source'],
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    syncedAt: r.synced_at,
+  };
+}
+
+interface TokenRow {
+  id: string;
+  user_id: string;
+  kind: string;
+  label: string;
+  algorithm: string;
+  digits: number;
+  period: number;
+  counter: number;
+  sealed_secret: Buffer;
+  last_used_step: number | null;
+  enabled: number;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+function toToken(r: TokenRow): OathToken {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    kind: r.kind as OathToken['kind'],
+    label: r.label,
+    algorithm: r.algorithm as OathToken['algorithm'],
+    digits: r.digits,
+    period: r.period,
+    counter: r.counter,
+    sealedSecret: Buffer.from(r.sealed_secret),
+    lastUsedStep: r.last_used_step,
+    enabled: r.enabled === 1,
+    createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
+  };
+}
+
+interface LockoutRow {
+  failures: number;
+  locked_until: number | null;
+}
+
+/** The user columns a create or update writes (everything but the timestamps). */
+interface UserValues {
+  id: string;
+  username: string;
+  username_key: string;
+  upn: string | null;
+  upn_key: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  email: string | null;
+  phone: string | null;
+  mobile: string | null;
+  default_method: string | null;
+  language: string | null;
+  enabled: number;
+  blocked: number;
+  password_hash: string | null;
+  source: string;
+}
+
+function userValues(id: string, u: Omit<NewUser, 'id'>): UserValues {
+  const username = nonEmpty('username', u.username);
+  // An empty UPN means "none"; as a value it would make every UPN-less user collide.
+  const upnText = optText('upn', u.upn);
+  const upn = upnText === null || upnText.trim() === '' ? null : upnText;
+  return {
+    id,
+    username,
+    username_key: nameKey(username),
+    upn,
+    upn_key: upn === null ? null : nameKey(upn),
+    first_name: optText('firstName', u.firstName),
+    last_name: optText('lastName', u.lastName),
+    email: optText('email', u.email),
+    phone: optText('phone', u.phone),
+    mobile: optText('mobile', u.mobile),
+    default_method: optText('defaultMethod', u.defaultMethod),
+    language: optText('language', u.language),
+    enabled: bool('enabled', u.enabled, true) ? 1 : 0,
+    blocked: bool('blocked', u.blocked, false) ? 1 : 0,
+    password_hash: optText('passwordHash', u.passwordHash),
+    source: source(u.source),
+  };
+}
+
+interface PendingAudit {
+  readonly entry: AuditEntry;
+  readonly resolve: (record: AuditRecord) => void;
+  readonly reject: (err: GatewayError) => void;
+}
+
+// --- the store -------------------------------------------------------------------------------
+
+function statements(db: Database.Database) {
+  const auditInsertCols = AUDIT_ROW_COLUMNS.join(', ');
+  const auditInsertVals = AUDIT_ROW_COLUMNS.map((c) => `@${c}`).join(', ');
+  const userCols =
+    'id, username, username_key, upn, upn_key, first_name, last_name, email, phone, mobile, default_method, language, enabled, blocked, password_hash, source';
+  return {
+    userById: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
+    userByUsername: db.prepare<[string], UserRow>('SELECT * FROM users WHERE username_key = ?'),
+    userByUpn: db.prepare<[string], UserRow>('SELECT * FROM users WHERE upn_key = ?'),
+    usersAll: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY username_key, id'),
+    userCreateConflict: db.prepare<[{ id: string; u: string; p: string | null }], UserRow>(
+      'SELECT * FROM users WHERE id = @id OR username_key IN (@u, @p) OR upn_key IN (@u, @p) LIMIT 1',
+    ),
+    userUpdateConflict: db.prepare<[{ id: string; u: string; p: string | null }], UserRow>(
+      'SELECT * FROM users WHERE id <> @id AND (username_key IN (@u, @p) OR upn_key IN (@u, @p)) LIMIT 1',
+    ),
+    userInsert: db.prepare<[UserValues & { created_at: number; updated_at: number }]>(
+      `INSERT INTO users (${userCols}, created_at, updated_at) VALUES (${userCols
+        .split(', ')
+        .map((c) => `@${c}`)
+        .join(', ')}, @created_at, @updated_at)`,
+    ),
+    userUpdate: db.prepare<[UserValues & { updated_at: number }]>(
+      `UPDATE users SET ${userCols
+        .split(', ')
+        .filter((c) => c !== 'id')
+        .map((c) => `${c} = @${c}`)
+        .join(', ')}, updated_at = @updated_at WHERE id = @id`,
+    ),
+    userDelete: db.prepare<[string]>('DELETE FROM users WHERE id = ?'),
+
+    tokenById: db.prepare<[string], TokenRow>('SELECT * FROM oath_tokens WHERE id = ?'),
+    tokensOfUser: db.prepare<[string], TokenRow>('SELECT * FROM oath_tokens WHERE user_id = ? ORDER BY created_at, id'),
+    tokenInsert: db.prepare<[Omit<TokenRow, 'last_used_step' | 'last_used_at'>]>(
+      `INSERT INTO oath_tokens (id, user_id, kind, label, algorithm, digits, period, counter, sealed_secret, enabled, created_at)
+       VALUES (@id, @user_id, @kind, @label, @algorithm, @digits, @period, @counter, @sealed_secret, @enabled, @created_at)`,
+    ),
+    tokenDelete: db.prepare<[string]>('DELETE FROM oath_tokens WHERE id = ?'),
+    // The single conditional writes whose row count says who won.
+    totpClaim: db.prepare<[{ id: string; step: number; now: number }]>(
+      `UPDATE oath_tokens SET last_used_step = @step, last_used_at = @now
+       WHERE id = @id AND kind = 'totp' AND (last_used_step IS NULL OR last_used_step < @step)`,
+    ),
+    hotpAdvance: db.prepare<[{ id: string; expected: number; next: number; now: number }]>(
+      `UPDATE oath_tokens SET counter = @next, last_used_at = @now
+       WHERE id = @id AND kind = 'hotp' AND counter = @expected`,
+    ),
+
+    lockoutGet: db.prepare<[string], LockoutRow>('SELECT failures, locked_until FROM lockouts WHERE user_id = ?'),
+    lockoutPut: db.prepare<[{ user_id: string; failures: number; locked_until: number | null; now: number }]>(
+      `INSERT INTO lockouts (user_id, failures, locked_until, updated_at) VALUES (@user_id, @failures, @locked_until, @now)
+       ON CONFLICT (user_id) DO UPDATE SET failures = excluded.failures, locked_until = excluded.locked_until, updated_at = excluded.updated_at`,
+    ),
+    lockoutClear: db.prepare<[string]>('DELETE FROM lockouts WHERE user_id = ?'),
+
+    claimInsert: db.prepare<[{ kind: string; key: string; now: number; expires: number }]>(
+      `INSERT INTO single_use_claims (kind, claim_key, claimed_at, expires_at) VALUES (@kind, @key, @now, @expires)
+       ON CONFLICT (kind, claim_key) DO NOTHING`,
+    ),
+    claimsPrune: db.prepare<[number]>('DELETE FROM single_use_claims WHERE expires_at < ?'),
+
+    auditHead: db.prepare<[], ChainHead>('SELECT seq, hash FROM audit_head WHERE id = 1'),
+    auditLastSeq: db.prepare<[], { seq: number }>('SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1'),
+    auditIdExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM audit_log WHERE id = ?'),
+    auditInsert: db.prepare<[Record<string, unknown>]>(`INSERT INTO audit_log (${auditInsertCols}) VALUES (${auditInsertVals})`),
+    auditHeadSet: db.prepare<[{ seq: number; hash: string }]>('UPDATE audit_head SET seq = @seq, hash = @hash WHERE id = 1'),
+
+    accountingInsert: db.prepare<[Record<string, unknown>]>(
+      `INSERT INTO accounting (received_at, client_name, client_ip, status_type, session_id, username, nas_identifier, nas_ip_address, attributes)
+       VALUES (@received_at, @client_name, @client_ip, @status_type, @session_id, @username, @nas_identifier, @nas_ip_address, @attributes)`,
+    ),
+    accountingCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM accounting'),
+  };
+}
+
+type Statements = ReturnType<typeof statements>;
+
+class SqliteStore implements Store {
+  readonly engine = 'sqlite' as const;
+  private readonly st: Statements;
+  private closed = false;
+  /** Incremented by every write of this connection; half of changeMarker. */
+  private ownWrites = 0;
+  private auditQueue: PendingAudit[] = [];
+  private flushTimer: NodeJS.Immediate | undefined;
+  private headWarned = false;
+  private readonly readers = new Set<Database.Database>();
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+    private readonly readonly: boolean,
+    private readonly log: Logger,
+  ) {
+    this.st = statements(db);
+  }
+
+  // --- plumbing ------------------------------------------------------------------------------
+
+  private assertUsable(write: boolean): void {
+    if (this.closed) throw new StoreError('the store is closed');
+    if (write && this.readonly) throw new StoreReadOnlyError('the store was opened read-only');
+  }
+
+  /** Runs one synchronous operation as a settled promise; every fault becomes a GatewayError. */
+  private op<T>(name: string, write: boolean, fn: () => T): Promise<T> {
+    try {
+      this.assertUsable(write);
+      const value = fn();
+      if (write) this.ownWrites++;
+      return Promise.resolve(value);
+    } catch (err) {
+      return Promise.reject(toStoreError(name, err));
+    }
+  }
+
+  // --- users ---------------------------------------------------------------------------------
+
+  private conflictError(found: UserRow, v: UserValues): AlreadyExistsError {
+    if (found.id === v.id) return new AlreadyExistsError(`a user with id ${v.id} exists already`);
+    if (found.username_key === v.username_key || found.upn_key === v.username_key) {
+      return new AlreadyExistsError(`the user name ${JSON.stringify(v.username)} is taken (by ${found.username})`);
+    }
+    return new AlreadyExistsError(`the UPN ${JSON.stringify(v.upn)} is taken (by ${found.username})`);
+  }
+
+  createUser(user: NewUser): Promise<User> {
+    return this.op('createUser', true, () => {
+      const id = user.id === undefined ? randomUUID() : nonEmpty('id', user.id);
+      const v = userValues(id, user);
+      const now = Date.now();
+      // Names are unique across both columns (a UPN must not be someone else's user name), which
+      // a plain UNIQUE index cannot say: check and insert under the write lock.
+      return this.db
+        .transaction(() => {
+          const found = this.st.userCreateConflict.get({ id, u: v.username_key, p: v.upn_key });
+          if (found !== undefined) throw this.conflictError(found, v);
+          this.st.userInsert.run({ ...v, created_at: now, updated_at: now });
+          return toUser(this.st.userById.get(id)!);
+        })
+        .immediate();
+    });
+  }
+
+  getUser(id: string): Promise<User | undefined> {
+    return this.op('getUser', false, () => {
+      const row = this.st.userById.get(text('id', id));
+      return row === undefined ? undefined : toUser(row);
+    });
+  }
+
+  findUser(name: string): Promise<User | undefined> {
+    return this.op('findUser', false, () => {
+      const key = nameKey(text('name', name));
+      const row = this.st.userByUsername.get(key) ?? this.st.userByUpn.get(key);
+      return row === undefined ? undefined : toUser(row);
+    });
+  }
+
+  listUsers(): Promise<User[]> {
+    return this.op('listUsers', false, () => this.st.usersAll.all().map(toUser));
+  }
+
+  updateUser(id: string, patch: UserPatch): Promise<User> {
+    return this.op('updateUser', true, () => {
+      text('id', id);
+      if (typeof patch !== 'object' || patch === null) invalid('patch must be an object');
+      return this.db
+        .transaction(() => {
+          const row = this.st.userById.get(id);
+          if (row === undefined) throw new NotFoundError(`no user with id ${id}`);
+          const current = toUser(row);
+          const merged: Record<string, unknown> = { ...current };
+          for (const [k, value] of Object.entries(patch)) {
+            if (value !== undefined && k !== 'id') merged[k] = value;
+          }
+          const v = userValues(id, merged as unknown as NewUser);
+          const found = this.st.userUpdateConflict.get({ id, u: v.username_key, p: v.upn_key });
+          if (found !== undefined) throw this.conflictError(found, v);
+          this.st.userUpdate.run({ ...v, updated_at: Math.max(Date.now(), current.updatedAt) });
+          return toUser(this.st.userById.get(id)!);
+        })
+        .immediate();
+    });
+  }
+
+  deleteUser(id: string): Promise<void> {
+    return this.op('deleteUser', true, () => {
+      // Tokens and lockout state go with it (ON DELETE CASCADE); audit records stay.
+      if (this.st.userDelete.run(text('id', id)).changes === 0) throw new NotFoundError(`no user with id ${id}`);
+    });
+  }
+
+  // --- tokens --------------------------------------------------------------------------------
+
+  addToken(token: NewOathToken): Promise<OathToken> {
+    return this.op('addToken', true, () => {
+      if (typeof token !== 'object' || token === null) invalid('token must be an object');
+      const id = token.id === undefined ? randomUUID() : nonEmpty('id', token.id);
+      if (token.kind !== 'totp' && token.kind !== 'hotp') invalid(`kind must be 'totp' or 'hotp'`);
+      if (token.algorithm !== 'SHA1' && token.algorithm !== 'SHA256' && token.algorithm !== 'SHA512') {
+        invalid(`algorithm must be SHA1, SHA256 or SHA512`);
+      }
+      if (!(token.sealedSecret instanceof Uint8Array) || token.sealedSecret.length === 0) invalid('sealedSecret must be non-empty bytes');
+      const row = {
+        id,
+        user_id: text('userId', token.userId),
+        kind: token.kind,
+        label: text('label', token.label),
+        algorithm: token.algorithm,
+        digits: int('digits', token.digits, 6, 10),
+        period: int('period', token.period, 1, 3600),
+        counter: int('counter', token.counter ?? 0, 0),
+        sealed_secret: Buffer.from(token.sealedSecret),
+        enabled: 1,
+        created_at: Date.now(),
+      };
+      try {
+        this.st.tokenInsert.run(row);
+      } catch (err) {
+        const code = sqliteCode(err);
+        if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw new NotFoundError(`no user with id ${row.user_id}`, { cause: err });
+        if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
+          throw new AlreadyExistsError(`a token with id ${id} exists already`, { cause: err });
+        }
+        throw err;
+      }
+      return toToken(this.st.tokenById.get(id)!);
+    });
+  }
+
+  listTokens(userId: string): Promise<OathToken[]> {
+    return this.op('listTokens', false, () => this.st.tokensOfUser.all(text('userId', userId)).map(toToken));
+  }
+
+  getToken(id: string): Promise<OathToken | undefined> {
+    return this.op('getToken', false, () => {
+      const row = this.st.tokenById.get(text('id', id));
+      return row === undefined ? undefined : toToken(row);
+    });
+  }
+
+  deleteToken(id: string): Promise<void> {
+    return this.op('deleteToken', true, () => {
+      if (this.st.tokenDelete.run(text('id', id)).changes === 0) throw new NotFoundError(`no token with id ${id}`);
+    });
+  }
+
+  // A token that does not exist (deleted meanwhile) or is of the other kind simply does not win:
+  // an error here could turn into an accept under a fail-open client policy.
+  claimTotpStep(tokenId: string, step: number, now: number): Promise<boolean> {
+    return this.op('claimTotpStep', true, () => {
+      const args = { id: text('tokenId', tokenId), step: int('step', step, 0), now: time('now', now) };
+      return this.st.totpClaim.run(args).changes === 1;
+    });
+  }
+
+  advanceHotpCounter(tokenId: string, expected: number, next: number, now: number): Promise<boolean> {
+    return this.op('advanceHotpCounter', true, () => {
+      const args = { id: text('tokenId', tokenId), expected: int('expected', expected, 0), next: int('next', next, 0), now: time('now', now) };
+      if (args.next <= args.expected) invalid('next must be greater than expected');
+      return this.st.hotpAdvance.run(args).changes === 1;
+    });
+  }
+
+  // --- lockout -------------------------------------------------------------------------------
+
+  private static lockoutOf(row: LockoutRow | undefined, now: number): LockoutState {
+    if (row === undefined) return { failures: 0, lockedUntil: null };
+    // An expired lock is forgotten together with the failures counted while it lasted.
+    if (row.locked_until !== null && row.locked_until <= now) return { failures: 0, lockedUntil: null };
+    return { failures: row.failures, lockedUntil: row.locked_until };
+  }
+
+  getLockout(userId: string, now: number): Promise<LockoutState> {
+    return this.op('getLockout', false, () => SqliteStore.lockoutOf(this.st.lockoutGet.get(text('userId', userId)), time('now', now)));
+  }
+
+  registerFailure(userId: string, now: number, maxFailures: number, lockMs: number): Promise<LockoutState> {
+    return this.op('registerFailure', true, () => {
+      text('userId', userId);
+      time('now', now);
+      int('maxFailures', maxFailures, 1);
+      int('lockMs', lockMs, 0);
+      return this.db
+        .transaction((): LockoutState => {
+          const state = SqliteStore.lockoutOf(this.st.lockoutGet.get(userId), now);
+          let failures = state.failures + 1;
+          let lockedUntil = state.lockedUntil;
+          if (failures >= maxFailures) {
+            lockedUntil = now + lockMs;
+            failures = 0;
+          }
+          try {
+            this.st.lockoutPut.run({ user_id: userId, failures, locked_until: lockedUntil, now });
+          } catch (err) {
+            if (sqliteCode(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw new NotFoundError(`no user with id ${userId}`, { cause: err });
+            throw err;
+          }
+          return { failures, lockedUntil };
+        })
+        .immediate();
+    });
+  }
+
+  clearFailures(userId: string): Promise<void> {
+    return this.op('clearFailures', true, () => {
+      this.st.lockoutClear.run(text('userId', userId));
+    });
+  }
+
+  // --- single-use facts ----------------------------------------------------------------------
+
+  // An expired claim that was not pruned yet still refuses: refusing a reuse is the safe side,
+  // and whatever the claim protects has expired by then anyway.
+  claimOnce(kind: string, key: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.op('claimOnce', true, () => {
+      const args = { kind: nonEmpty('kind', kind), key: nonEmpty('key', key), expires: time('expiresAt', expiresAt), now: time('now', now) };
+      return this.st.claimInsert.run(args).changes === 1;
+    });
+  }
+
+  prune(now: number): Promise<void> {
+    return this.op('prune', true, () => {
+      const removed = this.st.claimsPrune.run(time('now', now)).changes;
+      if (removed > 0) this.log.debug({ removed }, 'expired single-use claims pruned');
+    });
+  }
+
+  // --- audit ---------------------------------------------------------------------------------
+
+  /**
+   * Group commit: entries appended before the queued setImmediate runs (the rest of this
+   * event-loop turn, I/O callbacks of the same poll phase included) are written in one
+   * transaction, so one fsync serves them all. Each promise settles after COMMIT returned.
+   */
+  appendAudit(entry: AuditEntry): Promise<AuditRecord> {
+    let normalised: AuditEntry;
+    try {
+      this.assertUsable(true);
+      normalised = normaliseAuditEntry(entry);
+    } catch (err) {
+      return Promise.reject(toStoreError('appendAudit', err));
+    }
+    return new Promise<AuditRecord>((resolve, reject) => {
+      this.auditQueue.push({ entry: normalised, resolve, reject });
+      this.flushTimer ??= setImmediate(() => this.flushAudit());
+    });
+  }
+
+  private flushAudit(): void {
+    if (this.flushTimer !== undefined) clearImmediate(this.flushTimer);
+    this.flushTimer = undefined;
+    while (this.auditQueue.length > 0) {
+      const batch = this.auditQueue.splice(0, AUDIT_BATCH_MAX);
+      let outcome: (AuditRecord | GatewayError)[];
+      try {
+        outcome = this.writeAuditBatch(batch);
+      } catch (err) {
+        // The transaction rolled back: none of this batch is committed.
+        const failure = toStoreError('appendAudit', err);
+        this.log.error({ err: failure, records: batch.length }, 'audit group commit failed');
+        for (const p of batch) p.reject(failure);
+        continue;
+      }
+      this.ownWrites++;
+      this.log.debug({ records: batch.length }, 'audit group committed');
+      batch.forEach((p, i) => {
+        const r = outcome[i]!;
+        if (r instanceof GatewayError) p.reject(r);
+        else p.resolve(r);
+      });
+    }
+  }
+
+  /** One IMMEDIATE transaction; the head is read under the write lock, since another process may have appended. */
+  private writeAuditBatch(batch: readonly PendingAudit[]): (AuditRecord | GatewayError)[] {
+    return this.db
+      .transaction(() => {
+        const head = this.st.auditHead.get();
+        if (head === undefined) throw new StoreError('audit head is missing: the store is damaged');
+        const lastSeq = this.st.auditLastSeq.get()?.seq ?? 0;
+        if (lastSeq > head.seq) {
+          throw new StoreError(
+            `audit log ends at seq ${lastSeq} beyond its head (seq ${head.seq}): the store was modified outside mfa-gateway; run "mfa-gateway audit verify"`,
+          );
+        }
+        if (lastSeq < head.seq && !this.headWarned) {
+          this.headWarned = true;
+          this.log.error({ lastSeq, headSeq: head.seq }, 'audit log ends before its head: records were removed; run "mfa-gateway audit verify"');
+        }
+        let seq = head.seq;
+        let prev = head.hash;
+        const ids = new Set<string>();
+        const out = batch.map((p): AuditRecord | GatewayError => {
+          // One duplicate id (a bug upstream) must not cost the rest of the batch its commit.
+          if (ids.has(p.entry.id) || this.st.auditIdExists.get(p.entry.id) !== undefined) {
+            return new AlreadyExistsError(`audit record ${p.entry.id} exists already`);
+          }
+          ids.add(p.entry.id);
+          const record = sealAuditRecord(p.entry, seq + 1, prev);
+          this.st.auditInsert.run(auditRecordToRow(record, nameKey(record.username)) as unknown as Record<string, unknown>);
+          seq = record.seq;
+          prev = record.hash;
+          return record;
+        });
+        if (seq !== head.seq) this.st.auditHeadSet.run({ seq, hash: prev });
+        return out;
+      })
+      .immediate();
+  }
+
+  private openReader(): Database.Database {
+    this.assertUsable(false);
+    const reader = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    this.readers.add(reader);
+    return reader;
+  }
+
+  private closeReader(reader: Database.Database): void {
+    this.readers.delete(reader);
+    if (!reader.open) return;
+    try {
+      if (reader.inTransaction) reader.exec('ROLLBACK');
+    } finally {
+      reader.close();
+    }
+  }
+
+  /**
+   * Pages through audit_log in seq order on a reader connection inside one read transaction
+   * (one snapshot), yielding to the event loop between pages. No statement iterator stays open
+   * across a yield, so close() can always close the reader.
+   */
+  private async *auditRows(reader: Database.Database, where: string, params: Record<string, unknown>): AsyncGenerator<Record<string, unknown>> {
+    const page = reader.prepare<[Record<string, unknown>], Record<string, unknown>>(
+      `SELECT * FROM audit_log WHERE seq > @after${where} ORDER BY seq LIMIT ${READ_PAGE}`,
+    );
+    let after = 0;
+    while (true) {
+      if (this.closed) throw new StoreError('the store was closed during the read');
+      const rows = page.all({ ...params, after });
+      for (const row of rows) yield row;
+      if (rows.length < READ_PAGE) return;
+      after = rows[rows.length - 1]!.seq as number;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
+  async *queryAudit(query: AuditQuery = {}): AsyncGenerator<AuditRecord> {
+    let reader: Database.Database | undefined;
+    try {
+      let where = '';
+      const params: Record<string, unknown> = {};
+      if (query.since !== undefined) {
+        where += ' AND received_at >= @since';
+        params.since = time('since', query.since);
+      }
+      if (query.until !== undefined) {
+        where += ' AND received_at < @until';
+        params.until = time('until', query.until);
+      }
+      if (query.user !== undefined) {
+        where += ' AND (username_key = @userKey OR user_id = @user)';
+        params.user = text('user', query.user);
+        params.userKey = nameKey(query.user);
+      }
+      reader = this.openReader();
+      reader.exec('BEGIN');
+      for await (const row of this.auditRows(reader, where, params)) yield rowToAuditRecord(row);
+    } catch (err) {
+      throw toStoreError('queryAudit', err);
+    } finally {
+      if (reader !== undefined) this.closeReader(reader);
+    }
+  }
+
+  async verifyAudit(): Promise<AuditVerifyResult> {
+    let reader: Database.Database | undefined;
+    try {
+      reader = this.openReader();
+      reader.exec('BEGIN');
+      // Head and records from the same snapshot.
+      const head = reader.prepare<[], ChainHead>('SELECT seq, hash FROM audit_head WHERE id = 1').get();
+      const verifier = new ChainVerifier(head);
+      const problems: string[] = head === undefined ? ['the chain head is missing (store damaged)'] : [];
+      for await (const row of this.auditRows(reader, '', {})) {
+        let record: AuditRecord;
+        try {
+          record = rowToAuditRecord(row);
+        } catch (err) {
+          verifier.pushUnreadable(Number(row.seq), row.id, row.hash, errorMessage(err), row.prev_hash);
+          continue;
+        }
+        verifier.push(record);
+      }
+      const result = verifier.finish();
+      if (problems.length === 0) return result;
+      return { ok: false, records: result.records, problems: [...problems, ...result.problems] };
+    } catch (err) {
+      throw toStoreError('verifyAudit', err);
+    } finally {
+      if (reader !== undefined) this.closeReader(reader);
+    }
+  }
+
+  // --- accounting ----------------------------------------------------------------------------
+
+  recordAccounting(entry: AccountingEntry): Promise<void> {
+    return this.op('recordAccounting', true, () => {
+      if (typeof entry !== 'object' || entry === null) invalid('accounting entry must be an object');
+      const attrs = entry.attributes;
+      if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs)) invalid('attributes must be an object');
+      for (const [k, values] of Object.entries(attrs)) {
+        if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) invalid(`attributes.${k} must be a list of strings`);
+      }
+      const opt = (field: string, v: unknown): string | null => {
+        const s = optText(field, v);
+        return s === null ? null : storableText(s);
+      };
+      this.st.accountingInsert.run({
+        received_at: int('receivedAt', entry.receivedAt, 0),
+        client_name: storableText(text('clientName', entry.clientName)),
+        client_ip: storableText(text('clientIp', entry.clientIp)),
+        status_type: opt('statusType', entry.statusType),
+        session_id: opt('sessionId', entry.sessionId),
+        username: opt('username', entry.username),
+        nas_identifier: opt('nasIdentifier', entry.nasIdentifier),
+        nas_ip_address: opt('nasIpAddress', entry.nasIpAddress),
+        attributes: JSON.stringify(attrs),
+      });
+    });
+  }
+
+  countAccounting(): Promise<number> {
+    return this.op('countAccounting', false, () => this.st.accountingCount.get()?.n ?? 0);
+  }
+
+  // --- change notice -------------------------------------------------------------------------
+
+  changeMarker(): Promise<string> {
+    // data_version changes when another connection (the CLI, another process) commits; it does
+    // not see this connection's own commits, which ownWrites counts.
+    return this.op('changeMarker', false, () => `${String(this.db.pragma('data_version', { simple: true }))}.${this.ownWrites}`);
+  }
+
+  // --- maintenance ---------------------------------------------------------------------------
+
+  async backup(file: string): Promise<void> {
+    this.assertUsable(false);
+    const target = resolve(text('file', file));
+    if (target === this.path) throw new InvalidInputError('the backup file cannot be the store itself');
+    // Records appended before backup() was called belong in it.
+    if (this.auditQueue.length > 0) this.flushAudit();
+    try {
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+      // Created here, empty and 0600, so the copy is never readable by others, even for a moment.
+      closeSync(openSync(target, 'wx', 0o600));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(`the backup file ${target} exists already`);
+      throw toStoreError('backup', err);
+    }
+    try {
+      // SQLite's online backup: a consistent snapshot while the gateway goes on writing.
+      await this.db.backup(target);
+      // A self-contained file: rollback-journal mode, so reading it needs no -wal/-shm files.
+      const copy = new Database(target, { fileMustExist: true });
+      try {
+        copy.pragma('journal_mode = DELETE');
+      } finally {
+        copy.close();
+      }
+      syncFile(target);
+      syncFile(dirname(target));
+      this.log.info({ file: target }, 'store backed up');
+    } catch (err) {
+      for (const f of [target, `${target}-wal`, `${target}-shm`, `${target}-journal`]) rmSync(f, { force: true });
+      throw toStoreError('backup', err);
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    try {
+      this.flushAudit();
+    } finally {
+      this.closed = true;
+      for (const reader of [...this.readers]) {
+        try {
+          this.closeReader(reader);
+        } catch (err) {
+          this.log.warn({ err }, 'closing an audit reader failed');
+        }
+      }
+    }
+    try {
+      this.db.close();
+    } catch (err) {
+      return Promise.reject(toStoreError('close', err));
+    }
+    this.log.debug({ path: this.path }, 'store closed');
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Opens (creating when missing, unless read-only) the SQLite store at `opts.path`, migrating it
+ * to the newest schema. Throws StoreError when it cannot, and when the file's schema is newer than
+ * this build knows.
+ */
+export function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
+  const log = (opts.logger ?? silentLogger()).child({ module: 'store', engine: 'sqlite' });
+  let db: Database.Database | undefined;
+  try {
+    if (typeof opts.path !== 'string' || opts.path === '' || opts.path === ':memory:' || opts.path.startsWith('file:')) {
+      throw new InvalidInputError('the SQLite store needs a file path');
+    }
+    const path = resolve(opts.path);
+    const readonly = opts.readonly === true;
+    if (!readonly) prepareFile(path, log);
+    db = openConnection(path, readonly);
+    const version = migrate(db, path, readonly, SQLITE_MIGRATIONS, log);
+    const store = new SqliteStore(db, path, readonly, log);
+    log.info({ path, schemaVersion: version, readonly }, 'store opened');
+    return Promise.resolve(store);
+  } catch (err) {
+    if (db?.open === true) db.close();
+    return Promise.reject(toStoreError(`opening the store ${opts.path}`, err));
+  }
+}

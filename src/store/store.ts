@@ -1,0 +1,99 @@
+import type {
+  AccountingEntry,
+  AuditEntry,
+  AuditQuery,
+  AuditRecord,
+  AuditVerifyResult,
+  LockoutState,
+  NewOathToken,
+  NewUser,
+  OathToken,
+  User,
+  UserPatch,
+} from './types.js';
+
+export type * from './types.js';
+
+/**
+ * The persistence interface. Every method is asynchronous because the PostgreSQL engine is,
+ * although the SQLite engine is synchronous underneath. The flow and the CLI talk only to this.
+ *
+ * Single-use facts are claimed with one conditional write whose row count says who won, so two
+ * requests (or two gateway nodes) racing can never both succeed.
+ */
+export interface Store {
+  readonly engine: 'sqlite' | 'postgres';
+
+  // --- users -------------------------------------------------------------------------------
+  /** Throws AlreadyExistsError when the username (case-insensitive) or UPN is taken. */
+  createUser(user: NewUser): Promise<User>;
+  getUser(id: string): Promise<User | undefined>;
+  /** Case-insensitive match on username or UPN. */
+  findUser(name: string): Promise<User | undefined>;
+  listUsers(): Promise<User[]>;
+  /** Throws NotFoundError. Returns the updated user. */
+  updateUser(id: string, patch: UserPatch): Promise<User>;
+  /** Deletes the user and its tokens and lockout state. Throws NotFoundError. */
+  deleteUser(id: string): Promise<void>;
+
+  // --- OATH tokens -------------------------------------------------------------------------
+  addToken(token: NewOathToken): Promise<OathToken>;
+  listTokens(userId: string): Promise<OathToken[]>;
+  getToken(id: string): Promise<OathToken | undefined>;
+  /** Throws NotFoundError. */
+  deleteToken(id: string): Promise<void>;
+  /**
+   * TOTP replay protection: records `step` as used when it is later than the token's last used
+   * step. True when this call won; false when that step (or a later one) was already used.
+   */
+  claimTotpStep(tokenId: string, step: number, now: number): Promise<boolean>;
+  /**
+   * HOTP: moves the counter from `expected` to `next` (> expected). False when the counter was
+   * no longer `expected` (another request used it first).
+   */
+  advanceHotpCounter(tokenId: string, expected: number, next: number, now: number): Promise<boolean>;
+
+  // --- lockout -----------------------------------------------------------------------------
+  getLockout(userId: string, now: number): Promise<LockoutState>;
+  /**
+   * Adds one failure atomically. When the count reaches `maxFailures` the user is locked until
+   * now + lockMs and the count starts again. An expired lock is forgotten first.
+   */
+  registerFailure(userId: string, now: number, maxFailures: number, lockMs: number): Promise<LockoutState>;
+  /** Forgets failures and any lock (after a success, or by an admin). */
+  clearFailures(userId: string): Promise<void>;
+
+  // --- single-use facts (challenge State nonces, callback tokens) ---------------------------
+  /** True when (kind, key) was not claimed before; the claim is forgotten after `expiresAt`. */
+  claimOnce(kind: string, key: string, expiresAt: number, now: number): Promise<boolean>;
+
+  // --- audit -------------------------------------------------------------------------------
+  /**
+   * Appends one record to the hash chain. Records appended in the same event-loop turn are
+   * committed together in one transaction (group commit); the promise resolves only once the
+   * record is durably committed, so the caller may then answer.
+   */
+  appendAudit(entry: AuditEntry): Promise<AuditRecord>;
+  /** In seq order. */
+  queryAudit(query?: AuditQuery): AsyncIterable<AuditRecord>;
+  verifyAudit(): Promise<AuditVerifyResult>;
+
+  // --- accounting --------------------------------------------------------------------------
+  recordAccounting(entry: AccountingEntry): Promise<void>;
+  countAccounting(): Promise<number>;
+
+  // --- change notice -----------------------------------------------------------------------
+  /**
+   * A number that changes whenever another process (the CLI, another node) committed a change.
+   * Used by long-lived caches to notice changes without polling every row.
+   */
+  changeMarker(): Promise<string>;
+
+  // --- maintenance -------------------------------------------------------------------------
+  /** Online, consistent copy of the whole store to `file` (which must not exist). */
+  backup(file: string): Promise<void>;
+  /** Drops expired single-use claims. */
+  prune(now: number): Promise<void>;
+  /** Flushes pending audit records, then closes. */
+  close(): Promise<void>;
+}

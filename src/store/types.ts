@@ -1,0 +1,169 @@
+/** Plain data types that cross the Store interface. No engine type ever leaves src/store/. */
+
+/** Where a user came from: created locally, or synced from a named directory. */
+export type UserSource = 'local' | `directory:${string}`;
+
+export interface User {
+  /** Stable unique id: a UUID for local users; objectGUID or entry DN for synced ones. */
+  readonly id: string;
+  /** The login name as stored (case preserved). Lookups are case-insensitive. */
+  readonly username: string;
+  readonly upn: string | null;
+  readonly firstName: string | null;
+  readonly lastName: string | null;
+  readonly email: string | null;
+  readonly phone: string | null;
+  readonly mobile: string | null;
+  /** Preferred second-factor method, e.g. 'totp'; null means the policy's first allowed method. */
+  readonly defaultMethod: string | null;
+  readonly language: string | null;
+  readonly enabled: boolean;
+  /** Blocked by an admin or by a fraud report; a blocked user is rejected before any factor. */
+  readonly blocked: boolean;
+  /** scrypt hash (see src/crypto/password-hash.ts) for first factor `local`; null when none is set. */
+  readonly passwordHash: string | null;
+  readonly source: UserSource;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly syncedAt: number | null;
+}
+
+export interface NewUser {
+  readonly id?: string;
+  readonly username: string;
+  readonly upn?: string | null;
+  readonly firstName?: string | null;
+  readonly lastName?: string | null;
+  readonly email?: string | null;
+  readonly phone?: string | null;
+  readonly mobile?: string | null;
+  readonly defaultMethod?: string | null;
+  readonly language?: string | null;
+  readonly enabled?: boolean;
+  readonly blocked?: boolean;
+  readonly passwordHash?: string | null;
+  readonly source?: UserSource;
+}
+
+export type UserPatch = Partial<Omit<NewUser, 'id'>>;
+
+export type OathKind = 'totp' | 'hotp';
+export type OathAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
+
+export interface OathToken {
+  readonly id: string;
+  readonly userId: string;
+  readonly kind: OathKind;
+  readonly label: string;
+  readonly algorithm: OathAlgorithm;
+  readonly digits: number;
+  /** TOTP step in seconds (ignored for HOTP). */
+  readonly period: number;
+  /** HOTP: the next expected counter. TOTP: unused (0). */
+  readonly counter: number;
+  /** The secret sealed with the data key (src/crypto/seal.ts); never the clear secret. */
+  readonly sealedSecret: Buffer;
+  /** TOTP: the last time step accepted (replay protection); null when never used. */
+  readonly lastUsedStep: number | null;
+  readonly enabled: boolean;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+}
+
+export interface NewOathToken {
+  readonly id?: string;
+  readonly userId: string;
+  readonly kind: OathKind;
+  readonly label: string;
+  readonly algorithm: OathAlgorithm;
+  readonly digits: number;
+  readonly period: number;
+  readonly counter?: number;
+  readonly sealedSecret: Buffer;
+}
+
+export interface LockoutState {
+  /** Consecutive failures since the last success or the last lock expiry. */
+  readonly failures: number;
+  /** Epoch ms until which the user is locked out; null when not locked. */
+  readonly lockedUntil: number | null;
+}
+
+export type AuditResult = 'accept' | 'reject' | 'challenge';
+
+/** What the flow hands to the audit log. The chain fields are added by the store. */
+export interface AuditEntry {
+  /** Unique id of this record (UUID). */
+  readonly id: string;
+  /** Epoch ms when the attempt was received. */
+  readonly receivedAt: number;
+  /** Epoch ms when the decision was made. */
+  readonly decidedAt: number;
+  readonly attemptId: string;
+  readonly protocol: 'radius' | 'ldap' | 'portal' | 'cli';
+  readonly result: AuditResult;
+  /** Closed vocabulary: a RejectReason for rejects, an AcceptReason for accepts, 'challenge_*' for challenges. */
+  readonly reason: string;
+  readonly userId: string | null;
+  /** The name as the client sent it. */
+  readonly username: string;
+  readonly firstName: string | null;
+  readonly lastName: string | null;
+  readonly email: string | null;
+  /** Only when a phone method was used. */
+  readonly phone: string | null;
+  /** Only when push was used. */
+  readonly deviceToken: string | null;
+  /** First factor used: 'local', 'none', 'ldap:<dir>', 'radius:<upstream>'. */
+  readonly firstFactor: string | null;
+  /** Second-factor method used: 'totp', 'hotp', 'push', … or null when none ran. */
+  readonly method: string | null;
+  readonly provider: string | null;
+  readonly providerMessageId: string | null;
+  readonly gatewayName: string;
+  readonly gatewayIp: string | null;
+  readonly clientName: string | null;
+  readonly clientIp: string;
+  readonly nasIdentifier: string | null;
+  readonly nasIpAddress: string | null;
+  readonly callingStationId: string | null;
+  readonly calledStationId: string | null;
+  /** Milliseconds per step, e.g. { firstFactor: 3.1, secondFactor: 0.4, total: 4.0 }. */
+  readonly timings: Readonly<Record<string, number>>;
+}
+
+export interface AuditRecord extends AuditEntry {
+  /** Position in the chain, 1-based, without gaps. */
+  readonly seq: number;
+  /** SHA-256 (hex) of the previous record, or 64 zeros for the first. */
+  readonly prevHash: string;
+  /** SHA-256 (hex) over prevHash and this record's canonical content. */
+  readonly hash: string;
+}
+
+export interface AuditQuery {
+  readonly since?: number;
+  readonly until?: number;
+  /** Matches the username (case-insensitive) or the user id. */
+  readonly user?: string;
+}
+
+export interface AuditVerifyResult {
+  readonly ok: boolean;
+  readonly records: number;
+  /** One line per problem, naming the record: "seq 17 (id …): hash does not match its content". */
+  readonly problems: readonly string[];
+}
+
+export interface AccountingEntry {
+  readonly receivedAt: number;
+  readonly clientName: string;
+  readonly clientIp: string;
+  readonly statusType: string | null;
+  readonly sessionId: string | null;
+  readonly username: string | null;
+  readonly nasIdentifier: string | null;
+  readonly nasIpAddress: string | null;
+  /** All attributes as name → values, for later inspection. */
+  readonly attributes: Readonly<Record<string, readonly string[]>>;
+}

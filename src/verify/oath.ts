@@ -1,0 +1,118 @@
+import { timingSafeEqual } from 'node:crypto';
+import { HOTP, Secret, TOTP } from 'otpauth';
+import type { DataKeys } from '../crypto/keys.js';
+import { seal, unseal } from '../crypto/seal.js';
+import type { Store } from '../store/store.js';
+import type { OathAlgorithm, OathKind, OathToken, User } from '../store/types.js';
+import type { CodeCheck } from './method.js';
+
+/** Local OATH (RFC 4226 HOTP, RFC 6238 TOTP) codes: checked here, no cloud involved. */
+
+export interface OathSettings {
+  /** TOTP steps accepted on each side of the current one. */
+  readonly totpWindow: number;
+  /** HOTP counters accepted ahead of the expected one. */
+  readonly hotpLookAhead: number;
+}
+
+function sealContext(userId: string): string {
+  return `oath-secret:${userId}`;
+}
+
+export function sealOathSecret(keys: DataKeys, userId: string, secret: Uint8Array): Buffer {
+  return seal(keys.get('oath-secret'), Buffer.from(secret), sealContext(userId));
+}
+
+export function openOathSecret(keys: DataKeys, token: OathToken): Buffer {
+  return unseal(keys.get('oath-secret'), token.sealedSecret, sealContext(token.userId));
+}
+
+export const CODE_PATTERN = /^\d{6,8}$/;
+
+/**
+ * Checks `code` against the user's enabled OATH tokens. A matching code is then claimed in the
+ * store with one conditional write, so the same code (or an older one of the same token) can
+ * never be used twice, even by two requests or two gateway nodes at the same moment.
+ */
+export async function checkOathCode(
+  store: Store,
+  keys: DataKeys,
+  tokens: readonly OathToken[],
+  code: string,
+  now: number,
+  settings: OathSettings,
+): Promise<CodeCheck> {
+  if (!CODE_PATTERN.test(code)) return { ok: false, reason: 'bad_code' };
+  let replayed = false;
+  for (const token of tokens) {
+    if (!token.enabled || code.length !== token.digits) continue;
+    const secret = Secret.fromHex(openOathSecret(keys, token).toString('hex'));
+    if (token.kind === 'totp') {
+      const totp = new TOTP({ secret, algorithm: token.algorithm, digits: token.digits, period: token.period });
+      const delta = totp.validate({ token: code, timestamp: now, window: settings.totpWindow });
+      if (delta === null) continue;
+      const step = Math.floor(now / 1000 / token.period) + delta;
+      if (await store.claimTotpStep(token.id, step, now)) return { ok: true, method: 'totp', token };
+      replayed = true;
+    } else {
+      const hotp = new HOTP({ secret, algorithm: token.algorithm, digits: token.digits });
+      const used = findHotpCounter(hotp, code, token.counter, settings.hotpLookAhead);
+      if (used === undefined) continue;
+      if (await store.advanceHotpCounter(token.id, token.counter, used + 1, now)) return { ok: true, method: 'hotp', token };
+      replayed = true;
+    }
+  }
+  return { ok: false, reason: replayed ? 'code_replayed' : 'bad_code' };
+}
+
+/** Only counters not used yet may match: from the expected one up to `lookAhead` beyond it. */
+function findHotpCounter(hotp: HOTP, code: string, expected: number, lookAhead: number): number | undefined {
+  const given = Buffer.from(code);
+  let found: number | undefined;
+  for (let counter = expected; counter <= expected + lookAhead; counter++) {
+    // No early exit: the time taken does not depend on which counter matched.
+    if (timingSafeEqual(Buffer.from(hotp.generate({ counter })), given) && found === undefined) found = counter;
+  }
+  return found;
+}
+
+export interface NewTotpToken {
+  readonly token: OathToken;
+  readonly uri: string;
+  readonly secretBase32: string;
+}
+
+export interface EnrolOptions {
+  readonly issuer: string;
+  readonly kind?: OathKind;
+  readonly secretBase32?: string;
+  readonly algorithm?: OathAlgorithm;
+  readonly digits?: number;
+  readonly period?: number;
+  readonly label?: string;
+}
+
+/** Creates (or imports, with `secretBase32`) an OATH token for `user` and returns its otpauth:// URI. */
+export async function enrolOathToken(store: Store, keys: DataKeys, user: User, opts: EnrolOptions): Promise<NewTotpToken> {
+  const kind = opts.kind ?? 'totp';
+  const secret = opts.secretBase32 !== undefined ? Secret.fromBase32(opts.secretBase32.replace(/[\s-]/g, '').toUpperCase()) : new Secret({ size: 20 });
+  const algorithm = opts.algorithm ?? 'SHA1';
+  const digits = opts.digits ?? 6;
+  const period = opts.period ?? 30;
+  const label = opts.label ?? user.upn ?? user.username;
+  const token = await store.addToken({
+    userId: user.id,
+    kind,
+    label,
+    algorithm,
+    digits,
+    period,
+    counter: 0,
+    sealedSecret: sealOathSecret(keys, user.id, new Uint8Array(secret.buffer)),
+  });
+  const otp =
+    kind === 'totp'
+      ? new TOTP({ issuer: opts.issuer, label, secret, algorithm, digits, period })
+      : new HOTP({ issuer: opts.issuer, label, secret, algorithm, digits, counter: 0 });
+  return { token, uri: otp.toString(), secretBase32: secret.base32 };
+}

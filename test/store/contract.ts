@@ -1,0 +1,459 @@
+/**
+ * The engine-independent Store contract (STYLE.md §5): every engine's test file calls
+ * storeContract with a factory for a fresh, empty store. An engine is done when this passes.
+ */
+import type { Test } from 'tap';
+import { auditHash, GENESIS_HASH } from '../../src/audit/chain.js';
+import { AlreadyExistsError, InvalidInputError, NotFoundError, StoreError } from '../../src/errors.js';
+import type { AuditEntry, AuditRecord, NewOathToken, Store } from '../../src/store/store.js';
+
+export interface StoreHarness {
+  readonly store: Store;
+  /** Closes what is still open and removes the store's storage. */
+  cleanup(): Promise<void>;
+  /**
+   * Opens another instance on the same storage (another connection, as the CLI or a second node
+   * would). Engines that can, provide it; the races and change-notice cases then run across two
+   * instances. The caller closes what it opens.
+   */
+  openAnother?: () => Promise<Store>;
+}
+
+let entryCounter = 0;
+
+/** A plausible audit entry; ids are unique across the run. */
+export function makeEntry(overrides: Partial<AuditEntry> = {}): AuditEntry {
+  entryCounter++;
+  return {
+    id: `00000000-0000-4000-8000-${String(entryCounter).padStart(12, '0')}`,
+    receivedAt: 1_700_000_000_000 + entryCounter,
+    decidedAt: 1_700_000_000_005 + entryCounter,
+    attemptId: `attempt-${entryCounter}`,
+    protocol: 'radius',
+    result: 'accept',
+    reason: 'second_factor_ok',
+    userId: 'u-alice',
+    username: 'alice',
+    firstName: 'Alice',
+    lastName: 'Liddell',
+    email: 'alice@example.test',
+    phone: null,
+    deviceToken: null,
+    firstFactor: 'local',
+    method: 'totp',
+    provider: null,
+    providerMessageId: null,
+    gatewayName: 'gw1',
+    gatewayIp: '192.0.2.1',
+    clientName: 'vpn',
+    clientIp: '192.0.2.10',
+    nasIdentifier: 'nas-1',
+    nasIpAddress: '192.0.2.10',
+    callingStationId: '198.51.100.7',
+    calledStationId: null,
+    timings: { total: 4.25, firstFactor: 3.1, secondFactor: 0.4 },
+    ...overrides,
+  };
+}
+
+function tokenFor(userId: string, over: Partial<NewOathToken> = {}): NewOathToken {
+  return {
+    userId,
+    kind: 'totp',
+    label: 'phone',
+    algorithm: 'SHA1',
+    digits: 6,
+    period: 30,
+    sealedSecret: Buffer.from([0, 1, 2, 0xfe, 0xff, 0x00, 0x80]),
+    ...over,
+  };
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+/** Splits `n` calls between the store and, when the engine offers one, a second instance. */
+async function racers(h: StoreHarness): Promise<{ stores: Store[]; close(): Promise<void> }> {
+  if (h.openAnother === undefined) return { stores: [h.store], close: async () => undefined };
+  const other = await h.openAnother();
+  return { stores: [h.store, other], close: () => other.close() };
+}
+
+export function storeContract(t: Test, makeStore: () => Promise<StoreHarness>): void {
+  /** Runs `fn` with a fresh store, cleaned up afterwards whatever happens. */
+  const withStore = (name: string, fn: (t: Test, h: StoreHarness) => Promise<void>): void => {
+    void t.test(name, async (t) => {
+      const h = await makeStore();
+      t.teardown(() => h.cleanup());
+      await fn(t, h);
+    });
+  };
+
+  // --- users -------------------------------------------------------------------------------
+
+  withStore('users: create, read, case-insensitive lookup, update, delete', async (t, { store }) => {
+    const alice = await store.createUser({ username: 'Alice', upn: 'Alice@Corp.Example', email: 'a@corp.example', passwordHash: 'scrypt$x' });
+    t.type(alice.id, 'string');
+    t.match(alice, {
+      username: 'Alice',
+      upn: 'Alice@Corp.Example',
+      email: 'a@corp.example',
+      firstName: null,
+      enabled: true,
+      blocked: false,
+      passwordHash: 'scrypt$x',
+      source: 'local',
+      syncedAt: null,
+    });
+    t.ok(alice.createdAt > 0 && alice.updatedAt === alice.createdAt);
+
+    t.same(await store.getUser(alice.id), alice, 'getUser returns what createUser returned');
+    t.same(await store.findUser('alice'), alice, 'username, lower case');
+    t.same(await store.findUser('ALICE'), alice, 'username, upper case');
+    t.same(await store.findUser('alice@corp.example'), alice, 'UPN, other case');
+    t.equal(await store.findUser('bob'), undefined);
+    t.equal(await store.getUser('nope'), undefined);
+
+    const bob = await store.createUser({ id: 'CN=Bob,OU=Staff', username: 'bob', source: 'directory:corp', enabled: false });
+    t.equal(bob.id, 'CN=Bob,OU=Staff', 'a caller-chosen id is kept');
+    t.equal(bob.source, 'directory:corp');
+    t.equal(bob.enabled, false);
+    t.same(
+      (await store.listUsers()).map((u) => u.username),
+      ['Alice', 'bob'],
+    );
+
+    const renamed = await store.updateUser(alice.id, { username: 'alice.l', phone: '+15550100', upn: null, blocked: true });
+    t.match(renamed, { id: alice.id, username: 'alice.l', phone: '+15550100', upn: null, blocked: true, email: 'a@corp.example' });
+    t.ok(renamed.updatedAt >= alice.updatedAt);
+    t.equal(renamed.createdAt, alice.createdAt);
+    t.equal(await store.findUser('alice'), undefined, 'the old name is free');
+    t.equal(await store.findUser('alice@corp.example'), undefined, 'the old UPN is free');
+    t.equal((await store.findUser('ALICE.L'))?.id, alice.id);
+    t.equal((await store.updateUser(alice.id, { username: 'Alice.L' })).username, 'Alice.L', 'a change of case only is allowed');
+
+    await store.deleteUser(bob.id);
+    t.equal(await store.getUser(bob.id), undefined);
+    await t.rejects(store.deleteUser(bob.id), NotFoundError);
+    await t.rejects(store.updateUser(bob.id, { email: 'x' }), NotFoundError);
+  });
+
+  withStore('users: duplicates are refused, case-insensitively, across username and UPN', async (t, { store }) => {
+    const a = await store.createUser({ username: 'carol', upn: 'carol@corp.example' });
+    await t.rejects(store.createUser({ username: 'CAROL' }), AlreadyExistsError, 'same username, other case');
+    await t.rejects(store.createUser({ username: 'carol2', upn: 'Carol@Corp.Example' }), AlreadyExistsError, 'same UPN, other case');
+    await t.rejects(store.createUser({ username: 'CAROL@corp.example' }), AlreadyExistsError, "a username equal to someone's UPN");
+    await t.rejects(store.createUser({ username: 'dave', upn: 'Carol' }), AlreadyExistsError, "a UPN equal to someone's username");
+    await t.rejects(store.createUser({ id: a.id, username: 'erin' }), AlreadyExistsError, 'same id');
+    const dave = await store.createUser({ username: 'dave' });
+    await t.rejects(store.updateUser(dave.id, { username: 'Carol' }), AlreadyExistsError, 'rename into a taken name');
+    await t.rejects(store.updateUser(dave.id, { upn: 'CAROL@CORP.EXAMPLE' }), AlreadyExistsError, 'take a taken UPN');
+    t.equal((await store.listUsers()).length, 2, 'nothing half-created');
+    await t.rejects(store.createUser({ username: '  ' }), InvalidInputError, 'empty username');
+    await t.rejects(store.createUser({ username: 'x', source: 'ldap' as 'local' }), InvalidInputError, 'bad source');
+  });
+
+  // --- tokens ------------------------------------------------------------------------------
+
+  withStore('tokens: add, read, list, delete; sealed secret round-trips as bytes', async (t, { store }) => {
+    const u = await store.createUser({ username: 'frank' });
+    const secret = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const tok = await store.addToken(tokenFor(u.id, { sealedSecret: secret, label: 'Yubikey', algorithm: 'SHA256', digits: 8, period: 60 }));
+    t.match(tok, { userId: u.id, kind: 'totp', label: 'Yubikey', algorithm: 'SHA256', digits: 8, period: 60, counter: 0, lastUsedStep: null, enabled: true, lastUsedAt: null });
+    t.ok(Buffer.isBuffer(tok.sealedSecret));
+    t.ok(tok.sealedSecret.equals(secret), 'all 256 byte values survive');
+    const again = await store.getToken(tok.id);
+    t.ok(again !== undefined && Buffer.isBuffer(again.sealedSecret) && again.sealedSecret.equals(secret));
+    t.same(again, tok);
+
+    const hotp = await store.addToken(tokenFor(u.id, { id: 'tok-hotp', kind: 'hotp', counter: 7 }));
+    t.equal(hotp.id, 'tok-hotp');
+    t.equal(hotp.counter, 7);
+    t.same(
+      (await store.listTokens(u.id)).map((x) => x.id).sort(),
+      [tok.id, 'tok-hotp'].sort(),
+    );
+    t.same(await store.listTokens('nobody'), []);
+    await t.rejects(store.addToken(tokenFor(u.id, { id: 'tok-hotp' })), AlreadyExistsError);
+    await t.rejects(store.addToken(tokenFor('nobody')), NotFoundError, 'token for an unknown user');
+    await t.rejects(store.addToken(tokenFor(u.id, { digits: 3 })), InvalidInputError);
+
+    await store.deleteToken(tok.id);
+    t.equal(await store.getToken(tok.id), undefined);
+    await t.rejects(store.deleteToken(tok.id), NotFoundError);
+
+    await store.deleteUser(u.id);
+    t.equal(await store.getToken('tok-hotp'), undefined, "deleting a user deletes its tokens");
+  });
+
+  withStore('TOTP: a step is claimed once; earlier and equal steps are refused; 50 racers, one winner', async (t, h) => {
+    const { store } = h;
+    const u = await store.createUser({ username: 'grace' });
+    const tok = await store.addToken(tokenFor(u.id));
+    t.equal(await store.claimTotpStep(tok.id, 1000, 1), true, 'first use');
+    t.equal(await store.claimTotpStep(tok.id, 1000, 2), false, 'same step again');
+    t.equal(await store.claimTotpStep(tok.id, 999, 3), false, 'an earlier step');
+    t.equal(await store.claimTotpStep(tok.id, 1001, 4), true, 'the next step');
+    t.match(await store.getToken(tok.id), { lastUsedStep: 1001, lastUsedAt: 4 });
+
+    const r = await racers(h);
+    try {
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => r.stores[i % r.stores.length]!.claimTotpStep(tok.id, 2000, 10)));
+      t.equal(results.filter(Boolean).length, 1, `exactly one of 50 claims wins (${r.stores.length} instance(s))`);
+    } finally {
+      await r.close();
+    }
+    t.equal(await store.claimTotpStep('no-such-token', 5000, 1), false, 'an unknown token never wins');
+    const hotp = await store.addToken(tokenFor(u.id, { kind: 'hotp' }));
+    t.equal(await store.claimTotpStep(hotp.id, 5000, 1), false, 'an HOTP token has no TOTP steps');
+  });
+
+  withStore('HOTP: the counter moves once from its expected value; racers, one winner', async (t, h) => {
+    const { store } = h;
+    const u = await store.createUser({ username: 'heidi' });
+    const tok = await store.addToken(tokenFor(u.id, { kind: 'hotp', counter: 5 }));
+    t.equal(await store.advanceHotpCounter(tok.id, 5, 6, 1), true);
+    t.equal(await store.advanceHotpCounter(tok.id, 5, 6, 2), false, 'the counter is no longer 5');
+    t.equal((await store.getToken(tok.id))?.counter, 6);
+    await t.rejects(store.advanceHotpCounter(tok.id, 6, 6, 3), InvalidInputError, 'next must move forward');
+
+    const r = await racers(h);
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => r.stores[i % r.stores.length]!.advanceHotpCounter(tok.id, 6, 7 + (i % 3), 10)),
+      );
+      t.equal(results.filter(Boolean).length, 1, 'exactly one of 40 advances wins');
+    } finally {
+      await r.close();
+    }
+    t.equal(await store.advanceHotpCounter('no-such-token', 0, 1, 1), false);
+  });
+
+  // --- lockout -----------------------------------------------------------------------------
+
+  withStore('lockout: N failures lock, the lock expires and is forgotten, clear forgets', async (t, { store }) => {
+    const u = await store.createUser({ username: 'ivan' });
+    const now = 1_000_000;
+    t.same(await store.getLockout(u.id, now), { failures: 0, lockedUntil: null });
+    t.same(await store.registerFailure(u.id, now, 3, 60_000), { failures: 1, lockedUntil: null });
+    t.same(await store.registerFailure(u.id, now + 1, 3, 60_000), { failures: 2, lockedUntil: null });
+    const locked = await store.registerFailure(u.id, now + 2, 3, 60_000);
+    t.same(locked, { failures: 0, lockedUntil: now + 2 + 60_000 }, 'the third failure locks; the count starts again');
+    t.same(await store.getLockout(u.id, now + 30_000), { failures: 0, lockedUntil: now + 60_002 }, 'still locked');
+    t.same(await store.getLockout(u.id, now + 60_002), { failures: 0, lockedUntil: null }, 'expired at lockedUntil');
+    t.same(await store.registerFailure(u.id, now + 70_000, 3, 60_000), { failures: 1, lockedUntil: null }, 'after expiry, counting starts over');
+    await store.clearFailures(u.id);
+    t.same(await store.getLockout(u.id, now + 70_001), { failures: 0, lockedUntil: null });
+    await store.clearFailures('nobody');
+    await t.rejects(store.registerFailure('nobody', now, 3, 1000), NotFoundError);
+
+    // Atomic under concurrency: 10 simultaneous failures with max 5 lock exactly twice.
+    const results = await Promise.all(Array.from({ length: 10 }, () => store.registerFailure(u.id, now + 80_000, 5, 1000)));
+    t.equal(results.filter((r) => r.lockedUntil !== null).length, 6, 'the 5th failure locks; the 6th..9th count under the lock; the 10th re-locks');
+    t.same(
+      results.map((r) => r.failures),
+      [1, 2, 3, 4, 0, 1, 2, 3, 4, 0],
+      'no failure lost',
+    );
+    await store.deleteUser(u.id);
+    t.same(await store.getLockout(u.id, now), { failures: 0, lockedUntil: null }, 'deleting the user deletes its lockout state');
+  });
+
+  // --- single-use facts --------------------------------------------------------------------
+
+  withStore('claimOnce: one winner of 100 racers; expired claims are pruned', async (t, h) => {
+    const { store } = h;
+    t.equal(await store.claimOnce('state', 'n1', 2000, 1000), true);
+    t.equal(await store.claimOnce('state', 'n1', 2000, 1001), false, 'claimed already');
+    t.equal(await store.claimOnce('callback', 'n1', 2000, 1001), true, 'kinds are separate');
+
+    const r = await racers(h);
+    try {
+      const results = await Promise.all(Array.from({ length: 100 }, (_, i) => r.stores[i % r.stores.length]!.claimOnce('state', 'race', 5000, 1000)));
+      t.equal(results.filter(Boolean).length, 1, 'exactly one of 100 claims wins');
+    } finally {
+      await r.close();
+    }
+
+    await store.prune(1999);
+    t.equal(await store.claimOnce('state', 'n1', 9000, 1999), false, 'not pruned before it expires');
+    await store.prune(2001);
+    t.equal(await store.claimOnce('state', 'n1', 9000, 2001), true, 'forgotten once expired and pruned');
+    t.equal(await store.claimOnce('state', 'race', 9000, 2001), false, 'an unexpired claim survives the prune');
+  });
+
+  // --- audit -------------------------------------------------------------------------------
+
+  withStore('audit: 1 000 appends in one turn commit as one group and chain correctly', async (t, h) => {
+    const { store } = h;
+    const entries = Array.from({ length: 1000 }, () => makeEntry());
+    const promises = entries.map((e) => store.appendAudit(e));
+    // When the first promise settles the whole group must be committed already: one transaction.
+    const visibleAtFirst = promises[0]!.then(async () => {
+      const reader = h.openAnother !== undefined ? await h.openAnother() : store;
+      try {
+        return (await collect(reader.queryAudit())).length;
+      } finally {
+        if (reader !== store) await reader.close();
+      }
+    });
+    const records = await Promise.all(promises);
+    t.equal(await visibleAtFirst, 1000, 'all 1000 were committed when the first resolved');
+    t.same(
+      records.map((r) => r.seq),
+      Array.from({ length: 1000 }, (_, i) => i + 1),
+      'seq in call order, from 1, without gaps',
+    );
+    let prev = GENESIS_HASH;
+    let linked = true;
+    records.forEach((r, i) => {
+      if (r.prevHash !== prev || r.hash !== auditHash(r.prevHash, entries[i]!, r.seq) || r.id !== entries[i]!.id) linked = false;
+      prev = r.hash;
+    });
+    t.ok(linked, 'each record links to the one before and hashes its entry');
+    t.same(await collect(store.queryAudit()), records, 'what was returned is what is stored');
+    t.same(await store.verifyAudit(), { ok: true, records: 1000, problems: [] });
+  });
+
+  withStore('audit: appends across turns, from two instances, odd text, bad entries', async (t, h) => {
+    const { store } = h;
+    t.same(await store.verifyAudit(), { ok: true, records: 0, problems: [] }, 'an empty chain verifies');
+    const a = await store.appendAudit(makeEntry());
+    await new Promise((r) => setTimeout(r, 5));
+    const b = await store.appendAudit(makeEntry({ result: 'reject', reason: 'bad_code' }));
+    t.equal(a.seq, 1);
+    t.equal(a.prevHash, GENESIS_HASH);
+    t.equal(b.seq, 2);
+    t.equal(b.prevHash, a.hash, 'the second turn continues the chain');
+
+    // Client-chosen text: a lone surrogate and NUL cannot be stored identically by every engine;
+    // they are recorded as U+FFFD rather than refused (an attempt is always recorded).
+    const odd = await store.appendAudit(makeEntry({ username: 'eve\uD800\u0000=cmd|', callingStationId: '"quoted", with\nnewline', timings: { 'z': 1, 'a': 0.1 + 0.2, 'é': -0 } }));
+    t.equal(odd.username, 'eve\uFFFD\uFFFD=cmd|');
+    t.same((await collect(store.queryAudit({ user: 'EVE\uFFFD\uFFFD=CMD|' })))[0], odd, 'read back exactly');
+
+    // A duplicate id fails alone; the rest of its group commits.
+    const dupId = makeEntry();
+    const [ok1, dup1, dup2, ok2] = await Promise.allSettled([
+      store.appendAudit(dupId),
+      store.appendAudit({ ...makeEntry(), id: dupId.id }),
+      store.appendAudit({ ...makeEntry(), id: a.id }),
+      store.appendAudit(makeEntry()),
+    ]);
+    t.equal(ok1.status, 'fulfilled');
+    t.equal(ok2.status, 'fulfilled');
+    t.ok(dup1.status === 'rejected' && dup1.reason instanceof AlreadyExistsError, 'duplicate id in the same group');
+    t.ok(dup2.status === 'rejected' && dup2.reason instanceof AlreadyExistsError, 'duplicate of a committed id');
+    if (ok1.status === 'fulfilled' && ok2.status === 'fulfilled') t.equal(ok2.value.seq, ok1.value.seq + 1, 'no gap for the refused ones');
+
+    await t.rejects(store.appendAudit(makeEntry({ receivedAt: 1.5 })), InvalidInputError, 'a fractional epoch');
+    await t.rejects(store.appendAudit(makeEntry({ timings: { total: Number.NaN } })), InvalidInputError, 'a NaN timing');
+    await t.rejects(store.appendAudit(makeEntry({ result: 'maybe' as 'accept' })), InvalidInputError, 'an unknown result');
+
+    if (h.openAnother !== undefined) {
+      const other = await h.openAnother();
+      try {
+        const mixed = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? store : other).appendAudit(makeEntry())));
+        t.equal(new Set(mixed.map((r) => r.seq)).size, 200, 'two instances never hand out the same seq');
+        t.ok((await other.verifyAudit()).ok, 'the chain stays intact when two instances append');
+      } finally {
+        await other.close();
+      }
+    }
+    const v = await store.verifyAudit();
+    t.same(v.problems, []);
+    t.ok(v.ok);
+  });
+
+  withStore('audit: queryAudit filters by since (inclusive), until (exclusive) and user', async (t, { store }) => {
+    const at = (ms: number, username: string, userId: string | null): AuditEntry => makeEntry({ receivedAt: ms, decidedAt: ms + 1, username, userId });
+    await Promise.all([
+      store.appendAudit(at(100, 'alice', 'u-1')),
+      store.appendAudit(at(200, 'BOB', 'u-2')),
+      store.appendAudit(at(300, 'Alice', 'u-1')),
+      store.appendAudit(at(400, 'mallory', null)),
+      store.appendAudit(at(500, 'alice@corp', 'u-1')),
+    ]);
+    const times = async (q: Parameters<Store['queryAudit']>[0]): Promise<number[]> => (await collect(store.queryAudit(q))).map((r) => r.receivedAt);
+    t.same(await times({}), [100, 200, 300, 400, 500]);
+    t.same(await times({ since: 200 }), [200, 300, 400, 500]);
+    t.same(await times({ until: 300 }), [100, 200]);
+    t.same(await times({ since: 200, until: 500 }), [200, 300, 400]);
+    t.same(await times({ user: 'ALICE' }), [100, 300], 'username, case-insensitive');
+    t.same(await times({ user: 'bob' }), [200]);
+    t.same(await times({ user: 'u-1' }), [100, 300, 500], 'or the user id');
+    t.same(await times({ user: 'alice', since: 150 }), [300]);
+    t.same(await times({ user: 'nobody' }), []);
+
+    // Leaving an iteration early releases what it held.
+    for await (const r of store.queryAudit()) {
+      t.equal(r.seq, 1);
+      break;
+    }
+    t.same(await times({ since: 450 }), [500]);
+  });
+
+  withStore('audit: close() flushes pending appends first', async (t, h) => {
+    const { store } = h;
+    const pending = Array.from({ length: 25 }, () => store.appendAudit(makeEntry()));
+    await store.close();
+    const records: AuditRecord[] = await Promise.all(pending);
+    t.equal(records.at(-1)?.seq, 25, 'all resolved, committed by close');
+    await t.rejects(store.appendAudit(makeEntry()), StoreError, 'no appends after close');
+    await t.rejects(store.getUser('x'), StoreError, 'no reads after close');
+    await store.close();
+    if (h.openAnother !== undefined) {
+      const again = await h.openAnother();
+      try {
+        t.same(await again.verifyAudit(), { ok: true, records: 25, problems: [] }, 'durable');
+      } finally {
+        await again.close();
+      }
+    }
+  });
+
+  // --- accounting and change notice ---------------------------------------------------------
+
+  withStore('accounting: record and count', async (t, { store }) => {
+    t.equal(await store.countAccounting(), 0);
+    for (let i = 0; i < 3; i++) {
+      await store.recordAccounting({
+        receivedAt: 1000 + i,
+        clientName: 'vpn',
+        clientIp: '192.0.2.10',
+        statusType: i === 0 ? 'Start' : 'Interim-Update',
+        sessionId: 's1',
+        username: 'alice',
+        nasIdentifier: null,
+        nasIpAddress: '192.0.2.10',
+        attributes: { 'Acct-Session-Id': ['s1'], Class: ['a', 'b'] },
+      });
+    }
+    t.equal(await store.countAccounting(), 3);
+  });
+
+  withStore('changeMarker: changes after a write by another instance, and after own writes', async (t, h) => {
+    const { store } = h;
+    const m0 = await store.changeMarker();
+    t.type(m0, 'string');
+    t.equal(await store.changeMarker(), m0, 'stable while nothing changes');
+    await store.createUser({ username: 'judy' });
+    const m1 = await store.changeMarker();
+    t.not(m1, m0, 'own write');
+    if (h.openAnother === undefined) return;
+    const other = await h.openAnother();
+    try {
+      t.equal(await store.changeMarker(), m1, 'opening another instance is no change');
+      await other.createUser({ username: 'ken' });
+      const m2 = await store.changeMarker();
+      t.not(m2, m1, "another instance's write is noticed");
+      await other.appendAudit(makeEntry());
+      t.not(await store.changeMarker(), m2, "another instance's audit append is noticed");
+    } finally {
+      await other.close();
+    }
+  });
+}
