@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { anchorPassword, anchorUser, makePacketFiles, radclientLoad, startAnchor, udpRcvbufErrors } from './anchor-freeradius.js';
+import { ANCHOR_RECEIVE_BUFFER_BYTES, anchorPassword, anchorUser, makePacketFiles, radclientLoad, startAnchor, udpRcvbufErrors } from './anchor-freeradius.js';
 import type { LoadResult } from './anchor-freeradius.js';
 import { closedLoop } from './latency-client.js';
 import type { ClosedLoopResult } from './latency-client.js';
@@ -12,13 +12,16 @@ import type { Quiet } from './report.js';
  * FreeRADIUS alone, through both load views of BENCHMARKS.md, to prove the anchor works before
  * the gateway rows are added beside it:
  *   node --import=tsx bench/freeradius-self.ts
- * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_QUIET_WAIT_MS (30000).
+ * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_QUIET_WAIT_MS (30000),
+ * BENCH_RECV_BUFF=default.
  */
 
 const USERS = Number(process.env.BENCH_USERS ?? 20000);
 const PER_FILE = Number(process.env.BENCH_PER_FILE ?? 5000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const QUIET_WAIT_MS = Number(process.env.BENCH_QUIET_WAIT_MS ?? 30000);
+/** BENCH_RECV_BUFF=default: FreeRADIUS with the kernel's default receive buffer instead of 8 MiB. */
+const KERNEL_RECV_BUFF = process.env.BENCH_RECV_BUFF === 'default';
 
 /** Per view: the runs that started on a busy machine (BENCHMARKS.md: say so). */
 const noisy = new Map<string, string[]>();
@@ -36,7 +39,8 @@ async function quietly<T>(view: string, run: number, fn: () => Promise<T>): Prom
 async function main(): Promise<void> {
   const version = freeradiusVersion();
   process.stderr.write(`starting FreeRADIUS ${version} with ${USERS} users…\n`);
-  const anchor = await startAnchor(USERS);
+  const anchor = await startAnchor(USERS, KERNEL_RECV_BUFF ? { receiveBufferBytes: null } : {});
+  const recvBuff = KERNEL_RECV_BUFF ? 'kernel default recv_buff' : `recv_buff ${ANCHOR_RECEIVE_BUFFER_BYTES >> 20} MiB`;
   try {
     const files = makePacketFiles(USERS, PER_FILE);
     const target = { host: anchor.host, port: anchor.port, secret: anchor.secret };
@@ -80,7 +84,7 @@ async function main(): Promise<void> {
     const rejected = radclientRuns.reduce((n, r) => n + r.rejected, 0);
     const lines = [
       summaryLine({
-        what: `freeradius-self radclient -p 250 (${files.length} files × ${PER_FILE}, ${USERS} users)`,
+        what: `freeradius-self radclient -p 250 (${files.length} files × ${PER_FILE}, ${USERS} users, ${recvBuff})`,
         anchor: `FreeRADIUS ${version} PAP ${rate(radclientMedian)} (median of ${RUNS}: ${radclientRuns.map((r) => rate(r.reqPerSec)).join(', ')}; rejected ${rejected}, lost ${lost}, Udp RcvbufErrors +${rcvbuf})`,
         notes: noisy.get('radclient') ?? [],
       }),
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
       const runs = closed[concurrency] ?? [];
       lines.push(
         summaryLine({
-          what: `freeradius-self closed loop, ${concurrency} in flight (${USERS} requests, distinct users)`,
+          what: `freeradius-self closed loop, ${concurrency} in flight (${USERS} requests, distinct users, ${recvBuff})`,
           anchor: `FreeRADIUS ${version} PAP ${rate(median(runs.map((r) => r.reqPerSec)))}, p50 ${ms(median(runs.map((r) => r.p50Ms)))}, p99 ${ms(median(runs.map((r) => r.p99Ms)))} (median of ${RUNS}; lost ${runs.reduce((n, r) => n + r.lost, 0)})`,
           notes: noisy.get(`c=${concurrency}`) ?? [],
         }),

@@ -69,7 +69,7 @@ export class Gateway {
    * the store and keys need a restart (said in the log when they differ).
    */
   async reload(): Promise<void> {
-    const { config } = await loadConfig(this.config.file);
+    const { config, generated } = await loadConfig(this.config.file);
     const needsRestart: string[] = [];
     if (JSON.stringify(config.radius.listen) !== JSON.stringify(this.config.radius.listen)) needsRestart.push('radius.listen');
     if (JSON.stringify(config.radius.accounting_listen) !== JSON.stringify(this.config.radius.accounting_listen)) needsRestart.push('radius.accounting_listen');
@@ -77,6 +77,7 @@ export class Gateway {
     if (!config.masterKey.equals(this.config.masterKey)) needsRestart.push('keys.master_key');
     this.config = config;
     this.radius.reload();
+    for (const line of generated) this.log.warn({ notice: line }, 'generated on reload');
     this.log.info({ clients: config.clients.length, policies: Object.keys(config.policies), needsRestart }, 'configuration reloaded');
   }
 

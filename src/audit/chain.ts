@@ -46,15 +46,25 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
-/** The canonical content of a record: its AuditEntry fields and seq, nothing else. */
+/** The content keys (the AuditEntry fields and seq) in canonical order, each with its `"key":` prefix. */
+const CONTENT_KEYS: ReadonlyArray<readonly [string, string]> = [...AUDIT_FIELDS, 'seq']
+  .sort()
+  .map((k, i) => [k, `${i === 0 ? '{' : ','}${JSON.stringify(k)}:`] as const);
+
+/**
+ * The canonical content of a record: its AuditEntry fields and seq, nothing else. The same string
+ * canonicalJson would give for that object, built without sorting per record (it is on the hot
+ * path of every attempt).
+ */
 export function canonicalAuditContent(entry: AuditEntry, seq: number): string {
-  const content: Record<string, unknown> = { seq };
   const raw = entry as unknown as Record<string, unknown>;
-  for (const f of AUDIT_FIELDS) {
-    if (raw[f] === undefined) throw new TypeError(`audit record has no ${f}`);
-    content[f] = raw[f];
+  let out = '';
+  for (const [k, prefix] of CONTENT_KEYS) {
+    const v = k === 'seq' ? seq : raw[k];
+    if (v === undefined) throw new TypeError(`audit record has no ${k}`);
+    out += prefix + (typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v));
   }
-  return canonicalJson(content);
+  return `${out}}`;
 }
 
 export function auditHash(prevHash: string, entry: AuditEntry, seq: number): string {

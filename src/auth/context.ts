@@ -34,6 +34,8 @@ export interface FlowContext {
   input?: SplitPassword;
   user?: User;
   tokens?: readonly OathToken[];
+  /** Failures on record before this attempt (read by account-status when lockout is on). */
+  priorFailures?: number;
   firstFactor: string | null;
   firstFactorPassed: boolean;
   method: string | null;

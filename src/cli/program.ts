@@ -9,7 +9,10 @@ import { registerUsers } from './commands/users.js';
 export function buildProgram(): Command {
   const program = new Command('mfa-gateway')
     .description('second-factor gateway for RADIUS logins')
-    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      // One line on stderr per error (the CLI contract), with the hint on the same line.
+      outputError: (message, write) => write(`${message.trimEnd()} (run with --help for usage)\n`),
+    })
     .exitOverride();
   registerServe(program);
   registerUsers(program);

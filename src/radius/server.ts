@@ -214,7 +214,7 @@ export class RadiusServer {
     if (earlier) {
       this.counters.duplicates++;
       // Still being decided: this copy joins it and is answered with it. Decided: same bytes again.
-      if (earlier.kind === 'done' && earlier.reply) this.send(listener, earlier.reply, rinfo);
+      if (earlier.kind === 'done') this.send(listener, earlier.reply, rinfo);
       return;
     }
 
@@ -256,7 +256,7 @@ export class RadiusServer {
     const earlier = this.duplicates.begin(key);
     if (earlier) {
       this.counters.duplicates++;
-      if (earlier.kind === 'done' && earlier.reply) this.send(listener, earlier.reply, rinfo);
+      if (earlier.kind === 'done') this.send(listener, earlier.reply, rinfo);
       return;
     }
     const work = (async () => {

@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { HOTP, Secret, TOTP } from 'otpauth';
 import type { DataKeys } from '../crypto/keys.js';
 import { seal, unseal } from '../crypto/seal.js';
@@ -27,6 +28,27 @@ export function openOathSecret(keys: DataKeys, token: OathToken): Buffer {
   return unseal(keys.get('oath-secret'), token.sealedSecret, sealContext(token.userId));
 }
 
+/**
+ * Opened secrets, per data key, by token id. Opening (AES-GCM) costs more than the code check
+ * itself; the master key lives in this process anyway, so keeping opened secrets of recently
+ * used tokens adds no exposure. An entry is used only while the stored sealed bytes are the
+ * same, so a re-enrolled token is opened afresh.
+ */
+const opened = new WeakMap<DataKeys, LRUCache<string, { sealed: Buffer; secret: Secret }>>();
+
+function secretOf(keys: DataKeys, token: OathToken): Secret {
+  let cache = opened.get(keys);
+  if (!cache) {
+    cache = new LRUCache({ max: 100_000 });
+    opened.set(keys, cache);
+  }
+  const hit = cache.get(token.id);
+  if (hit?.sealed.equals(token.sealedSecret)) return hit.secret;
+  const secret = new Secret({ buffer: new Uint8Array(openOathSecret(keys, token)).buffer });
+  cache.set(token.id, { sealed: Buffer.from(token.sealedSecret), secret });
+  return secret;
+}
+
 export const CODE_PATTERN = /^\d{6,8}$/;
 
 /**
@@ -46,7 +68,7 @@ export async function checkOathCode(
   let replayed = false;
   for (const token of tokens) {
     if (!token.enabled || code.length !== token.digits) continue;
-    const secret = Secret.fromHex(openOathSecret(keys, token).toString('hex'));
+    const secret = secretOf(keys, token);
     if (token.kind === 'totp') {
       const totp = new TOTP({ secret, algorithm: token.algorithm, digits: token.digits, period: token.period });
       const delta = totp.validate({ token: code, timestamp: now, window: settings.totpWindow });

@@ -91,13 +91,14 @@ void t.test('WAL, and a writer waits for another process instead of failing (bus
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  const exited = new Promise((r) => blocker.once('exit', r));
   await new Promise<void>((resolve) => blocker.stdout.once('data', () => resolve()));
   const started = Date.now();
   t.equal(await store.claimOnce('gw', 'k', 9e15, 0), true, 'the write went through');
   const waited = Date.now() - started;
   t.ok(waited >= 200, `it waited for the other process (${waited} ms)`);
   t.equal(await store.claimOnce('cli', 'k', 9e15, 0), false, "and then sees the other process's commit");
-  await new Promise((r) => blocker.on('exit', r));
+  await exited;
   await store.close();
 });
 

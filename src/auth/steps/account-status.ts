@@ -9,6 +9,7 @@ export async function accountStatus(ctx: FlowContext): Promise<Decision | undefi
   if (user.blocked) return Decision.reject('user_blocked');
   if (ctx.config.lockout.max_failures > 0) {
     const lock = await ctx.deps.store.getLockout(user.id, ctx.now);
+    ctx.priorFailures = lock.failures;
     if (lock.lockedUntil !== null && lock.lockedUntil > ctx.now) return Decision.reject('locked_out');
   }
   return undefined;

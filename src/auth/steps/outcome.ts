@@ -12,7 +12,7 @@ export async function applyLockout(ctx: FlowContext, decision: Decision): Promis
     if (state.lockedUntil !== null) {
       ctx.deps.log.warn({ attemptId: ctx.attempt.id, userId: user.id, lockedUntil: new Date(state.lockedUntil).toISOString() }, 'user locked out');
     }
-  } else if (decision.kind === 'accept') {
+  } else if (decision.kind === 'accept' && ctx.priorFailures !== 0) {
     await ctx.deps.store.clearFailures(user.id);
   }
 }

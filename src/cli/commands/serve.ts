@@ -12,9 +12,11 @@ export function registerServe(program: Command): void {
     .option('-c, --config <file>', 'configuration file')
     .action(async (opts: { config?: string }) => {
       const { config, generated } = await loadConfig(configPath(opts.config));
-      const log = createLogger(config.log);
+      const base = createLogger(config.log);
+      // Start, stop and reload are always logged (unless silent), whatever the attempt log level.
+      const log = config.log.level === 'silent' ? base : base.child({}, { level: base.isLevelEnabled('info') ? config.log.level : 'info' });
       for (const line of generated) log.warn({ notice: line }, 'generated on first start');
-      const gateway = await Gateway.start(config, log);
+      const gateway = await Gateway.start(config, base);
       const done = new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (signal: string): void => {

@@ -37,7 +37,9 @@ export { restoreSqliteStore, type RestoreOptions } from './restore.js';
  * The embedded engine: one SQLite file (WAL), shared by the gateway process and the CLI.
  *
  * - Durability: WAL with synchronous=FULL, so a transaction whose COMMIT returned survives a
- *   power loss; an accepted login is never answered before its audit record got there.
+ *   power loss; an accepted login is never answered before its audit record got there. The
+ *   per-attempt writes before that record (single-use claims, failure counts) skip their own
+ *   fsync: the audit commit's fsync of the WAL covers them (see relaxedOp).
  * - Concurrency: every write is one statement or one BEGIN IMMEDIATE transaction, so a writer
  *   takes the write lock before reading what it decides on (no lost updates between the gateway
  *   and the CLI); busy_timeout makes a writer wait for the other process instead of failing.
@@ -341,6 +343,8 @@ function statements(db: Database.Database) {
        VALUES (@received_at, @client_name, @client_ip, @status_type, @session_id, @username, @nas_identifier, @nas_ip_address, @attributes)`,
     ),
     accountingCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM accounting'),
+    syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+    syncFull: db.prepare('PRAGMA synchronous = FULL'),
   };
 }
 
@@ -353,6 +357,8 @@ class SqliteStore implements Store {
   /** Incremented by every write of this connection; half of changeMarker. */
   private ownWrites = 0;
   private auditQueue: PendingAudit[] = [];
+  private relaxedQueue: Array<{ name: string; fn: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }> = [];
+  private relaxedTimer: NodeJS.Immediate | undefined;
   private flushTimer: NodeJS.Immediate | undefined;
   private headWarned = false;
   private readonly readers = new Set<Database.Database>();
@@ -383,6 +389,64 @@ class SqliteStore implements Store {
     } catch (err) {
       return Promise.reject(toStoreError(name, err));
     }
+  }
+
+  /**
+   * A hot-path write (single-use claims, failure counts) whose durability rides on the audit
+   * group commit that follows it in the flow. Writes queued in one event-loop turn run in ONE
+   * transaction committed with synchronous=NORMAL: no fsync of their own (safe against a process
+   * crash), made power-loss durable by the next audit commit's fsync of the same WAL. An attempt
+   * is only answered after its audit record is committed, so its claims are on disk by then.
+   * Each write still sees its own row count, so "who won" is exact.
+   */
+  private relaxedOp<T>(name: string, fn: () => T): Promise<T> {
+    try {
+      this.assertUsable(true);
+    } catch (err) {
+      return Promise.reject(toStoreError(name, err));
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.relaxedQueue.push({ name, fn, resolve: resolve as (value: unknown) => void, reject });
+      this.relaxedTimer ??= setImmediate(() => this.flushRelaxed());
+    });
+  }
+
+  private flushRelaxed(): void {
+    if (this.relaxedTimer !== undefined) clearImmediate(this.relaxedTimer);
+    this.relaxedTimer = undefined;
+    const batch = this.relaxedQueue;
+    this.relaxedQueue = [];
+    if (batch.length === 0) return;
+    const results: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    try {
+      this.st.syncNormal.run();
+      try {
+        this.db
+          .transaction(() => {
+            for (const op of batch) {
+              // A failing statement is rolled back alone (SQLite statement journal); the rest commit.
+              try {
+                results.push({ ok: true, value: op.fn() });
+              } catch (err) {
+                results.push({ ok: false, err });
+              }
+            }
+          })
+          .immediate();
+      } finally {
+        this.st.syncFull.run();
+      }
+    } catch (err) {
+      // The transaction did not commit: none of the batch happened.
+      for (const op of batch) op.reject(toStoreError(op.name, err));
+      return;
+    }
+    this.ownWrites++;
+    batch.forEach((op, i) => {
+      const r = results[i];
+      if (r?.ok) op.resolve(r.value);
+      else op.reject(toStoreError(op.name, r?.err));
+    });
   }
 
   // --- users ---------------------------------------------------------------------------------
@@ -520,14 +584,14 @@ class SqliteStore implements Store {
   // A token that does not exist (deleted meanwhile) or is of the other kind simply does not win:
   // an error here could turn into an accept under a fail-open client policy.
   claimTotpStep(tokenId: string, step: number, now: number): Promise<boolean> {
-    return this.op('claimTotpStep', true, () => {
+    return this.relaxedOp('claimTotpStep', () => {
       const args = { id: text('tokenId', tokenId), step: int('step', step, 0), now: time('now', now) };
       return this.st.totpClaim.run(args).changes === 1;
     });
   }
 
   advanceHotpCounter(tokenId: string, expected: number, next: number, now: number): Promise<boolean> {
-    return this.op('advanceHotpCounter', true, () => {
+    return this.relaxedOp('advanceHotpCounter', () => {
       const args = { id: text('tokenId', tokenId), expected: int('expected', expected, 0), next: int('next', next, 0), now: time('now', now) };
       if (args.next <= args.expected) invalid('next must be greater than expected');
       return this.st.hotpAdvance.run(args).changes === 1;
@@ -548,7 +612,7 @@ class SqliteStore implements Store {
   }
 
   registerFailure(userId: string, now: number, maxFailures: number, lockMs: number): Promise<LockoutState> {
-    return this.op('registerFailure', true, () => {
+    return this.relaxedOp('registerFailure', () => {
       text('userId', userId);
       time('now', now);
       int('maxFailures', maxFailures, 1);
@@ -575,7 +639,7 @@ class SqliteStore implements Store {
   }
 
   clearFailures(userId: string): Promise<void> {
-    return this.op('clearFailures', true, () => {
+    return this.relaxedOp('clearFailures', () => {
       this.st.lockoutClear.run(text('userId', userId));
     });
   }
@@ -585,7 +649,7 @@ class SqliteStore implements Store {
   // An expired claim that was not pruned yet still refuses: refusing a reuse is the safe side,
   // and whatever the claim protects has expired by then anyway.
   claimOnce(kind: string, key: string, expiresAt: number, now: number): Promise<boolean> {
-    return this.op('claimOnce', true, () => {
+    return this.relaxedOp('claimOnce', () => {
       const args = { kind: nonEmpty('kind', kind), key: nonEmpty('key', key), expires: time('expiresAt', expiresAt), now: time('now', now) };
       return this.st.claimInsert.run(args).changes === 1;
     });
@@ -778,7 +842,7 @@ class SqliteStore implements Store {
   // --- accounting ----------------------------------------------------------------------------
 
   recordAccounting(entry: AccountingEntry): Promise<void> {
-    return this.op('recordAccounting', true, () => {
+    return this.relaxedOp('recordAccounting', () => {
       if (typeof entry !== 'object' || entry === null) invalid('accounting entry must be an object');
       const attrs = entry.attributes;
       if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs)) invalid('attributes must be an object');
@@ -821,7 +885,8 @@ class SqliteStore implements Store {
     this.assertUsable(false);
     const target = resolve(text('file', file));
     if (target === this.path) throw new InvalidInputError('the backup file cannot be the store itself');
-    // Records appended before backup() was called belong in it.
+    // Writes and records queued before backup() was called belong in it.
+    this.flushRelaxed();
     if (this.auditQueue.length > 0) this.flushAudit();
     try {
       mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
@@ -853,6 +918,7 @@ class SqliteStore implements Store {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     try {
+      this.flushRelaxed();
       this.flushAudit();
     } finally {
       this.closed = true;

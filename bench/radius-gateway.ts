@@ -1,0 +1,160 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Secret, TOTP } from 'otpauth';
+import { DataKeys } from '../src/crypto/keys.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { enrolOathToken } from '../src/verify/oath.js';
+import { gatewayConfig, startGateway, type RunningGateway } from '../test/peers/gateway.js';
+import { freePort } from '../test/peers/ports.js';
+import { tempDir } from '../test/peers/temp.js';
+import { makePacketFiles, radclientLoad, startAnchor, udpRcvbufErrors, type Anchor, type LoadResult } from './anchor-freeradius.js';
+import { closedLoop, type ClosedLoopResult } from './latency-client.js';
+import { median, ms, rate, summaryLine, waitForQuiet } from './report.js';
+
+/**
+ * BENCHMARKS.md, RADIUS "gateway cost": the gateway with first factor `none` and an inline TOTP
+ * code over N distinct enrolled users, beside FreeRADIUS 3.2 PAP from a users file with the same
+ * N, loaded by the same radclient command in the same run; then the closed-loop view (1 and 20
+ * in flight) against both.
+ *
+ * Each TOTP code may be used once per 30 s step, so runs use separate blocks of users: block 0
+ * for the warm-up, blocks 1..RUNS for the radclient runs, and one block for the closed loops.
+ */
+
+export interface GatewayCostOptions {
+  users: number;
+  perFile: number;
+  runs: number;
+  closedRequests: number;
+  quietWaitMs: number;
+}
+
+const user = (i: number): string => `bench${String(i).padStart(6, '0')}`;
+/** Distinct seed per user, derived so codes can be computed without keeping 100 k secrets around. */
+const seedOf = (i: number): Secret => new Secret({ buffer: createHash('sha1').update(`bench-seed-${i}`).digest().buffer });
+const totpOf = (i: number): TOTP => new TOTP({ secret: seedOf(i) });
+
+async function provision(dataDir: string, count: number): Promise<void> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const masterKey = randomBytes(32);
+  writeFileSync(join(dataDir, 'master.key'), masterKey.toString('hex'), { mode: 0o600 });
+  const store = await openSqliteStore({ path: join(dataDir, 'gateway.db') });
+  const keys = new DataKeys(masterKey);
+  try {
+    for (let i = 1; i <= count; i++) {
+      const u = await store.createUser({ username: user(i) });
+      await enrolOathToken(store, keys, u, { issuer: 'bench', secretBase32: seedOf(i).base32 });
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+interface Row {
+  gateway: number[];
+  anchor: number[];
+  gatewayLost: number;
+  gatewayRejected: number;
+  rcvbufErrors: number;
+}
+
+export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
+  const block = opts.users;
+  const closedBlock = 1 + opts.runs;
+  const totalUsers = block * (opts.runs + 1) + opts.closedRequests * 2;
+  const dir = tempDir('bench-gateway-');
+  const lines: string[] = [];
+  let gw: RunningGateway | undefined;
+  let anchor: Anchor | undefined;
+  try {
+    process.stderr.write(`provisioning ${totalUsers} users with TOTP…\n`);
+    const t0 = performance.now();
+    await provision(join(dir.path, 'data'), totalUsers);
+    process.stderr.write(`provisioned in ${((performance.now() - t0) / 1000).toFixed(1)} s; starting the gateway and FreeRADIUS…\n`);
+    const radiusPort = await freePort('udp');
+    const acctPort = await freePort('udp');
+    gw = await startGateway({
+      dir: dir.path,
+      configYaml: gatewayConfig({ radiusPort, acctPort, dataDir: join(dir.path, 'data'), firstFactor: 'none', logLevel: 'warn' }),
+    });
+    const gwTarget = { host: '127.0.0.1', port: radiusPort, secret: gw.secret() };
+    anchor = await startAnchor(block);
+    const anchorTarget = { host: anchor.host, port: anchor.port, secret: anchor.secret };
+
+    // Packet files are written just before each run, so every code is the current one.
+    const gatewayFiles = (first: number): string[] =>
+      makePacketFiles(block, opts.perFile, (i) => totpOf(first + i - 1).generate(), (i) => user(first + i - 1));
+    const anchorFiles = makePacketFiles(block, opts.perFile);
+
+    // Unmeasured warm-up of both (JIT, page cache, thread pools).
+    await radclientLoad({ ...gwTarget, files: gatewayFiles(1).slice(0, 1), parallel: 250 });
+    await radclientLoad({ ...anchorTarget, files: anchorFiles.slice(0, 1), parallel: 250 });
+
+    const row: Row = { gateway: [], anchor: [], gatewayLost: 0, gatewayRejected: 0, rcvbufErrors: 0 };
+    const busy: string[] = [];
+    for (let run = 1; run <= opts.runs; run++) {
+      const quiet = await waitForQuiet(5, opts.quietWaitMs);
+      if (!quiet.quiet) busy.push(`run ${run} began ${quiet.busyPct.toFixed(0)}% busy`);
+      const before = udpRcvbufErrors();
+      const g: LoadResult = await radclientLoad({ ...gwTarget, files: gatewayFiles(block * run + 1), parallel: 250 });
+      const a: LoadResult = await radclientLoad({ ...anchorTarget, files: anchorFiles, parallel: 250 });
+      row.rcvbufErrors += udpRcvbufErrors() - before;
+      row.gateway.push(g.reqPerSec);
+      row.anchor.push(a.reqPerSec);
+      row.gatewayLost += g.lost;
+      row.gatewayRejected += g.rejected;
+      process.stderr.write(`run ${run}: gateway ${rate(g.reqPerSec)} (${g.accepted} accepted, ${g.rejected} rejected, ${g.lost} lost), FreeRADIUS ${rate(a.reqPerSec)}\n`);
+    }
+    const gMed = median(row.gateway);
+    const aMed = median(row.anchor);
+    lines.push(
+      summaryLine({
+        what: `RADIUS gateway cost: radclient -p 250, ${block} users (first factor none + inline TOTP vs FreeRADIUS PAP), median of ${opts.runs}`,
+        gateway: rate(gMed),
+        anchor: rate(aMed),
+        ratio: gMed / aMed,
+        notes: [
+          `gateway runs ${row.gateway.map((v) => rate(v)).join(', ')}`,
+          `FreeRADIUS runs ${row.anchor.map((v) => rate(v)).join(', ')}`,
+          `gateway rejected ${row.gatewayRejected}, lost ${row.gatewayLost}`,
+          `Udp RcvbufErrors +${row.rcvbufErrors}`,
+          ...busy,
+        ],
+      }),
+    );
+
+    let next = block * closedBlock + 1;
+    for (const concurrency of [1, 20]) {
+      await waitForQuiet(5, opts.quietWaitMs);
+      const first = next;
+      next += opts.closedRequests;
+      const g: ClosedLoopResult = await closedLoop({
+        ...gwTarget,
+        concurrency,
+        requests: opts.closedRequests,
+        request: (i) => ({ user: user(first + i), password: totpOf(first + i).generate() }),
+      });
+      const a: ClosedLoopResult = await closedLoop({
+        ...anchorTarget,
+        concurrency,
+        requests: opts.closedRequests,
+        request: (i) => ({ user: `user${String((i % block) + 1).padStart(5, '0')}`, password: `anchor-pw-${(i % block) + 1}` }),
+      });
+      lines.push(
+        summaryLine({
+          what: `RADIUS closed loop, ${concurrency} in flight, ${opts.closedRequests} distinct users`,
+          gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
+          anchor: `${rate(a.reqPerSec)} p50 ${ms(a.p50Ms)} p99 ${ms(a.p99Ms)}`,
+          ratio: g.reqPerSec / a.reqPerSec,
+          notes: [`gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, `p99 added ${ms(Math.max(0, g.p99Ms - a.p99Ms))}`],
+        }),
+      );
+    }
+    return lines;
+  } finally {
+    await gw?.stop();
+    await anchor?.stop();
+    dir.cleanup();
+  }
+}

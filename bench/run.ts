@@ -1,0 +1,33 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gatewayCost } from './radius-gateway.js';
+import { freeradiusVersion, machine } from './report.js';
+
+/**
+ * `npm run bench`: every benchmark beside its anchor, in one run (BENCHMARKS.md). One summary
+ * line each on stdout; the lines and the machine also go to bench/results/latest.json.
+ * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_CLOSED (5000),
+ * BENCH_QUIET_WAIT_MS (30000).
+ */
+const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const lines = await gatewayCost({
+    users: env('BENCH_USERS', 20000),
+    perFile: env('BENCH_PER_FILE', 5000),
+    runs: env('BENCH_RUNS', 3),
+    closedRequests: env('BENCH_CLOSED', 5000),
+    quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
+  });
+  for (const line of lines) process.stdout.write(`${line}\n`);
+  const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify({ at: started.toISOString(), machine: machine(), freeradius: freeradiusVersion(), lines }, null, 2));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
