@@ -28,6 +28,8 @@ export interface GatewayCostOptions {
   runs: number;
   closedRequests: number;
   quietWaitMs: number;
+  /** Node.js options for the gateway process (BENCH_GATEWAY_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
+  gatewayNodeArgs?: string[];
 }
 
 const user = (i: number): string => `bench${String(i).padStart(6, '0')}`;
@@ -77,6 +79,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
     gw = await startGateway({
       dir: dir.path,
       configYaml: gatewayConfig({ radiusPort, acctPort, dataDir: join(dir.path, 'data'), firstFactor: 'none', logLevel: 'warn' }),
+      ...(opts.gatewayNodeArgs === undefined ? {} : { nodeArgs: opts.gatewayNodeArgs }),
     });
     const gwTarget = { host: '127.0.0.1', port: radiusPort, secret: gw.secret() };
     anchor = await startAnchor(block);

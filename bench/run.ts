@@ -8,7 +8,7 @@ import { freeradiusVersion, machine } from './report.js';
  * `npm run bench`: every benchmark beside its anchor, in one run (BENCHMARKS.md). One summary
  * line each on stdout; the lines and the machine also go to bench/results/latest.json.
  * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_CLOSED (5000),
- * BENCH_QUIET_WAIT_MS (30000).
+ * BENCH_QUIET_WAIT_MS (30000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it).
  */
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
@@ -20,6 +20,7 @@ async function main(): Promise<void> {
     runs: env('BENCH_RUNS', 3),
     closedRequests: env('BENCH_CLOSED', 5000),
     quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
+    ...(process.env.BENCH_GATEWAY_NODE_ARGS ? { gatewayNodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean) } : {}),
   });
   for (const line of lines) process.stdout.write(`${line}\n`);
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');

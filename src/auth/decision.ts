@@ -18,6 +18,21 @@ export const REJECT_REASONS = [
   'challenge_replayed',
   'provider_unavailable',
   'internal_error',
+  // First factor against a directory or an upstream RADIUS server (AD's `data XXX` codes in brackets).
+  /** No directory server or upstream RADIUS server answered: the first factor could not be checked. */
+  'first_factor_unavailable',
+  /** The upstream RADIUS server sent Access-Reject (it does not say why). */
+  'upstream_rejected',
+  /** Logon hours or workstation restrictions [530, 531]. */
+  'logon_restricted',
+  /** [532] */
+  'password_expired',
+  /** Disabled in the directory [533] (user_disabled is the gateway's own flag). */
+  'account_disabled',
+  /** [701] */
+  'account_expired',
+  /** [773] */
+  'must_change_password',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -53,4 +68,4 @@ export const Decision = {
 } as const;
 
 /** Reasons that count towards the per-user lockout: someone is guessing. */
-export const FAILURE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_password', 'bad_code', 'code_replayed']);
+export const FAILURE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_password', 'bad_code', 'code_replayed', 'upstream_rejected']);

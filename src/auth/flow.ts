@@ -90,6 +90,7 @@ export class AuthFlow {
     if (ctx.firstFactorPassed && ctx.policy.fail_mode === 'safe' && code === 'GW_ERR_UPSTREAM_UNAVAILABLE') {
       return Decision.accept('accepted_fail_open');
     }
-    return Decision.reject(code === 'GW_ERR_UPSTREAM_UNAVAILABLE' ? 'provider_unavailable' : 'internal_error');
+    if (code !== 'GW_ERR_UPSTREAM_UNAVAILABLE') return Decision.reject('internal_error');
+    return Decision.reject(ctx.firstFactorPassed ? 'provider_unavailable' : 'first_factor_unavailable');
   }
 }

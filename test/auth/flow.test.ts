@@ -212,7 +212,7 @@ t.test('faults: fail mode applies only to the second factor', async (t) => {
   }
   const h = await flowHarness({ policies: { default: { fail_mode: 'safe' }, nps: {} } }, (s) => failing(s, 'findUser', new UpstreamUnavailable('down')));
   t.teardown(() => h.cleanup());
-  t.match(await h.flow.run(h.attempt({ username: 'alice', password: PW })), { kind: 'reject', reason: 'provider_unavailable' }, 'fault before the first factor never accepts');
+  t.match(await h.flow.run(h.attempt({ username: 'alice', password: PW })), { kind: 'reject', reason: 'first_factor_unavailable' }, 'fault before the first factor never accepts');
 });
 
 t.test('no decision without its audit record', async (t) => {

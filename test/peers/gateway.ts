@@ -90,6 +90,8 @@ export interface StartGatewayOptions {
   /** Extra environment for the gateway and CLI runs (e.g. for `{env: NAME}` secrets). */
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /** Node.js options before the script, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] to profile it. */
+  nodeArgs?: string[];
   /** Register stop() as a teardown of this tap test. */
   t?: { teardown(fn: () => unknown): unknown };
 }
@@ -146,7 +148,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
   const peer = spawnPeer({
     name: 'mfa-gateway',
     command: process.execPath,
-    args: [GATEWAY_BIN, 'serve', '--config', configFile],
+    args: [...(opts.nodeArgs ?? []), GATEWAY_BIN, 'serve', '--config', configFile],
     cwd: REPO_ROOT,
     env,
     logFile: join(opts.dir, 'gateway.log'),

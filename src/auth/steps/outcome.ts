@@ -1,3 +1,4 @@
+import { newAuditId } from '../../audit/record-id.js';
 import type { AuditEntry } from '../../store/types.js';
 import type { FlowContext } from '../context.js';
 import { FAILURE_REASONS, type Decision } from '../decision.js';
@@ -21,7 +22,7 @@ export async function applyLockout(ctx: FlowContext, decision: Decision): Promis
 export function auditEntry(ctx: FlowContext, decision: Decision, decidedAt: number): AuditEntry {
   const { attempt, user } = ctx;
   return {
-    id: crypto.randomUUID(),
+    id: newAuditId(decidedAt),
     receivedAt: attempt.receivedAt,
     decidedAt,
     attemptId: attempt.id,

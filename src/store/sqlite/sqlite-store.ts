@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ChainVerifier, sealAuditRecord, type ChainHead } from '../../audit/chain.js';
@@ -36,10 +37,13 @@ export { restoreSqliteStore, type RestoreOptions } from './restore.js';
 /**
  * The embedded engine: one SQLite file (WAL), shared by the gateway process and the CLI.
  *
- * - Durability: WAL with synchronous=FULL, so a transaction whose COMMIT returned survives a
- *   power loss; an accepted login is never answered before its audit record got there. The
- *   per-attempt writes before that record (single-use claims, failure counts) skip their own
- *   fsync: the audit commit's fsync of the WAL covers them (see relaxedOp).
+ * - Durability: WAL. Administrative writes commit with synchronous=FULL (fsync'd before COMMIT
+ *   returns). The hot path (audit records, single-use claims, failure counts) commits with
+ *   synchronous=NORMAL, which already survives a crash or kill -9 of the process, and then has
+ *   the WAL file fsync'd off the event loop (libuv's thread pool) before an audit append
+ *   settles: an attempt is never answered before its audit record, and every claim written
+ *   before it, would survive a power loss, while the event loop goes on deciding other attempts
+ *   during the fsync, and one fsync serves every commit made before it began (see whenDurable).
  * - Concurrency: every write is one statement or one BEGIN IMMEDIATE transaction, so a writer
  *   takes the write lock before reading what it decides on (no lost updates between the gateway
  *   and the CLI); busy_timeout makes a writer wait for the other process instead of failing.
@@ -334,8 +338,8 @@ function statements(db: Database.Database) {
 
     auditHead: db.prepare<[], ChainHead>('SELECT seq, hash FROM audit_head WHERE id = 1'),
     auditLastSeq: db.prepare<[], { seq: number }>('SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1'),
-    auditIdExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM audit_log WHERE id = ?'),
-    auditInsert: db.prepare<[Record<string, unknown>]>(`INSERT INTO audit_log (${auditInsertCols}) VALUES (${auditInsertVals})`),
+    // A duplicate id inserts nothing (changes 0) instead of aborting the whole group commit.
+    auditInsert: db.prepare<[Record<string, unknown>]>(`INSERT INTO audit_log (${auditInsertCols}) VALUES (${auditInsertVals}) ON CONFLICT (id) DO NOTHING`),
     auditHeadSet: db.prepare<[{ seq: number; hash: string }]>('UPDATE audit_head SET seq = @seq, hash = @hash WHERE id = 1'),
 
     accountingInsert: db.prepare<[Record<string, unknown>]>(
@@ -362,6 +366,11 @@ class SqliteStore implements Store {
   private flushTimer: NodeJS.Immediate | undefined;
   private headWarned = false;
   private readonly readers = new Set<Database.Database>();
+  /** Generation of the last synchronous=NORMAL commit, and of the last one known to be on disk. */
+  private walCommitted = 0;
+  private walSynced = 0;
+  private walSyncing = false;
+  private walWaiters: Array<{ gen: number; done: () => void; fail: (err: GatewayError) => void }> = [];
 
   constructor(
     private readonly db: Database.Database,
@@ -395,8 +404,7 @@ class SqliteStore implements Store {
    * A hot-path write (single-use claims, failure counts) whose durability rides on the audit
    * group commit that follows it in the flow. Writes queued in one event-loop turn run in ONE
    * transaction committed with synchronous=NORMAL: no fsync of their own (safe against a process
-   * crash), made power-loss durable by the next audit commit's fsync of the same WAL. An attempt
-   * is only answered after its audit record is committed, so its claims are on disk by then.
+   * crash), made power-loss durable by the WAL fsync that the attempt's audit append waits for.
    * Each write still sees its own row count, so "who won" is exact.
    */
   private relaxedOp<T>(name: string, fn: () => T): Promise<T> {
@@ -442,6 +450,7 @@ class SqliteStore implements Store {
       return;
     }
     this.ownWrites++;
+    this.walCommitted++;
     batch.forEach((op, i) => {
       const r = results[i];
       if (r?.ok) op.resolve(r.value);
@@ -667,7 +676,7 @@ class SqliteStore implements Store {
   /**
    * Group commit: entries appended before the queued setImmediate runs (the rest of this
    * event-loop turn, I/O callbacks of the same poll phase included) are written in one
-   * transaction, so one fsync serves them all. Each promise settles after COMMIT returned.
+   * transaction. Each promise settles once that commit is on disk (whenDurable).
    */
   appendAudit(entry: AuditEntry): Promise<AuditRecord> {
     let normalised: AuditEntry;
@@ -690,7 +699,12 @@ class SqliteStore implements Store {
       const batch = this.auditQueue.splice(0, AUDIT_BATCH_MAX);
       let outcome: (AuditRecord | GatewayError)[];
       try {
-        outcome = this.writeAuditBatch(batch);
+        this.st.syncNormal.run();
+        try {
+          outcome = this.writeAuditBatch(batch);
+        } finally {
+          this.st.syncFull.run();
+        }
       } catch (err) {
         // The transaction rolled back: none of this batch is committed.
         const failure = toStoreError('appendAudit', err);
@@ -700,11 +714,80 @@ class SqliteStore implements Store {
       }
       this.ownWrites++;
       this.log.debug({ records: batch.length }, 'audit group committed');
-      batch.forEach((p, i) => {
-        const r = outcome[i]!;
-        if (r instanceof GatewayError) p.reject(r);
-        else p.resolve(r);
-      });
+      this.whenDurable(
+        ++this.walCommitted,
+        () =>
+          batch.forEach((p, i) => {
+            const r = outcome[i]!;
+            if (r instanceof GatewayError) p.reject(r);
+            else p.resolve(r);
+          }),
+        (failure) => batch.forEach((p) => p.reject(failure)),
+      );
+    }
+  }
+
+  /**
+   * Calls `done` once the WAL holding commit `gen` is fsync'd. One fsync runs at a time, on the
+   * thread pool; commits made while it runs wait for the next one, which covers them all. The
+   * WAL file is opened anew for each fsync, so a WAL that another connection removed and
+   * recreated is still the one synced (a missing WAL means a checkpoint moved it into the
+   * database file, fsync'd by SQLite itself).
+   */
+  private whenDurable(gen: number, done: () => void, fail: (err: GatewayError) => void): void {
+    if (gen <= this.walSynced) {
+      done();
+      return;
+    }
+    this.walWaiters.push({ gen, done, fail });
+    this.syncWal();
+  }
+
+  private syncWal(): void {
+    if (this.walSyncing || this.walWaiters.length === 0) return;
+    this.walSyncing = true;
+    const target = this.walCommitted;
+    const settle = (err?: GatewayError): void => {
+      this.walSyncing = false;
+      if (err === undefined) this.walSynced = Math.max(this.walSynced, target);
+      const covered = this.walWaiters.filter((w) => w.gen <= target);
+      this.walWaiters = this.walWaiters.filter((w) => w.gen > target);
+      for (const w of covered) {
+        if (err === undefined) w.done();
+        else w.fail(err);
+      }
+      this.syncWal();
+    };
+    fsyncWal(`${this.path}-wal`).then(
+      () => settle(),
+      (err: unknown) => {
+        const failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
+        this.log.error({ err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
+        settle(failure);
+      },
+    );
+  }
+
+  /** close(): makes every commit durable now, synchronously, and settles its waiters. */
+  private syncWalNow(): void {
+    if (this.walWaiters.length === 0) return;
+    const waiters = this.walWaiters;
+    this.walWaiters = [];
+    let failure: GatewayError | undefined;
+    try {
+      const fd = openSync(`${this.path}-wal`, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
+    }
+    if (failure === undefined) this.walSynced = this.walCommitted;
+    for (const w of waiters) {
+      if (failure === undefined) w.done();
+      else w.fail(failure);
     }
   }
 
@@ -726,15 +809,12 @@ class SqliteStore implements Store {
         }
         let seq = head.seq;
         let prev = head.hash;
-        const ids = new Set<string>();
         const out = batch.map((p): AuditRecord | GatewayError => {
+          const record = sealAuditRecord(p.entry, seq + 1, prev);
           // One duplicate id (a bug upstream) must not cost the rest of the batch its commit.
-          if (ids.has(p.entry.id) || this.st.auditIdExists.get(p.entry.id) !== undefined) {
+          if (this.st.auditInsert.run(auditRecordToRow(record, nameKey(record.username)) as unknown as Record<string, unknown>).changes === 0) {
             return new AlreadyExistsError(`audit record ${p.entry.id} exists already`);
           }
-          ids.add(p.entry.id);
-          const record = sealAuditRecord(p.entry, seq + 1, prev);
-          this.st.auditInsert.run(auditRecordToRow(record, nameKey(record.username)) as unknown as Record<string, unknown>);
           seq = record.seq;
           prev = record.hash;
           return record;
@@ -920,6 +1000,7 @@ class SqliteStore implements Store {
     try {
       this.flushRelaxed();
       this.flushAudit();
+      this.syncWalNow();
     } finally {
       this.closed = true;
       for (const reader of [...this.readers]) {
@@ -937,6 +1018,21 @@ class SqliteStore implements Store {
     }
     this.log.debug({ path: this.path }, 'store closed');
     return Promise.resolve();
+  }
+}
+
+async function fsyncWal(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await openFile(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
