@@ -31,6 +31,8 @@ export interface ClosedLoopOptions {
   timeoutMs?: number;
   /** SO_RCVBUF of the client socket. Default 8 MiB. */
   receiveBufferBytes?: number;
+  /** Loopback address to send from (default 127.0.0.1 or ::1), to be a particular RADIUS client of the server. */
+  sourceAddress?: string;
 }
 
 export interface ClosedLoopResult {
@@ -56,13 +58,14 @@ interface InFlight {
 
 export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopResult> {
   assertLoopback(opts.host);
+  if (opts.sourceAddress !== undefined) assertLoopback(opts.sourceAddress);
   if (opts.concurrency < 1 || opts.concurrency > 255) throw new Error('concurrency must be 1..255');
   const secret = Buffer.isBuffer(opts.secret) ? opts.secret : Buffer.from(opts.secret, 'utf8');
   const timeoutMs = opts.timeoutMs ?? 2000;
   const socket = createSocket({ type: isIP(opts.host) === 6 ? 'udp6' : 'udp4', recvBufferSize: opts.receiveBufferBytes ?? 8 << 20 });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(0, isIP(opts.host) === 6 ? '::1' : '127.0.0.1', () => resolve());
+    socket.bind(0, opts.sourceAddress ?? (isIP(opts.host) === 6 ? '::1' : '127.0.0.1'), () => resolve());
   });
   socket.connect(opts.port, opts.host);
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));

@@ -35,9 +35,14 @@ export interface GatewayCostOptions {
 const user = (i: number): string => `bench${String(i).padStart(6, '0')}`;
 /** Distinct seed per user, derived so codes can be computed without keeping 100 k secrets around. */
 const seedOf = (i: number): Secret => new Secret({ buffer: createHash('sha1').update(`bench-seed-${i}`).digest().buffer });
-const totpOf = (i: number): TOTP => new TOTP({ secret: seedOf(i) });
+export const totpOf = (i: number): TOTP => new TOTP({ secret: seedOf(i) });
 
-async function provision(dataDir: string, count: number): Promise<void> {
+/**
+ * Writes a master key into `dataDir` and enrols users 1..count (named by `name`) with the TOTP
+ * seeds of seedOf, straight into the store: what `users add` + `tokens add-totp` would do, without
+ * a process per user.
+ */
+export async function provision(dataDir: string, count: number, name: (i: number) => string = user): Promise<void> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const masterKey = randomBytes(32);
   writeFileSync(join(dataDir, 'master.key'), masterKey.toString('hex'), { mode: 0o600 });
@@ -45,7 +50,7 @@ async function provision(dataDir: string, count: number): Promise<void> {
   const keys = new DataKeys(masterKey);
   try {
     for (let i = 1; i <= count; i++) {
-      const u = await store.createUser({ username: user(i) });
+      const u = await store.createUser({ username: name(i) });
       await enrolOathToken(store, keys, u, { issuer: 'bench', secretBase32: seedOf(i).base32 });
     }
   } finally {

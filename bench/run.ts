@@ -1,6 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { directorySyncBench } from './directory-sync.js';
+import { firstFactorBench } from './first-factor.js';
 import { gatewayCost } from './radius-gateway.js';
 import { freeradiusVersion, machine } from './report.js';
 
@@ -8,13 +10,14 @@ import { freeradiusVersion, machine } from './report.js';
  * `npm run bench`: every benchmark beside its anchor, in one run (BENCHMARKS.md). One summary
  * line each on stdout; the lines and the machine also go to bench/results/latest.json.
  * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_CLOSED (5000),
- * BENCH_QUIET_WAIT_MS (30000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it).
+ * BENCH_QUIET_WAIT_MS (30000), BENCH_FIRST_FACTOR_REQUESTS (2000),
+ * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it).
  */
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
 async function main(): Promise<void> {
   const started = new Date();
-  const lines = await gatewayCost({
+  const lines: string[] = await gatewayCost({
     users: env('BENCH_USERS', 20000),
     perFile: env('BENCH_PER_FILE', 5000),
     runs: env('BENCH_RUNS', 3),
@@ -23,6 +26,12 @@ async function main(): Promise<void> {
     ...(process.env.BENCH_GATEWAY_NODE_ARGS ? { gatewayNodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean) } : {}),
   });
   for (const line of lines) process.stdout.write(`${line}\n`);
+  const more = await firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000), quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000) });
+  for (const line of more) process.stdout.write(`${line}\n`);
+  lines.push(...more);
+  const sync = await directorySyncBench();
+  for (const line of sync) process.stdout.write(`${line}\n`);
+  lines.push(...sync);
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), JSON.stringify({ at: started.toISOString(), machine: machine(), freeradius: freeradiusVersion(), lines }, null, 2));

@@ -4,14 +4,19 @@
 # started: the tests start their own instances on free loopback ports.
 set -euo pipefail
 
-# One line per peer. Later peers (slapd, samba, postgresql, chromium) are one line each here.
+# One line per peer. Later peers (postgresql, chromium) are one line each here.
+# Installed without recommends: for Samba they would pull in libnss-winbind and libpam-winbind
+# (which edit nsswitch.conf and PAM) and krb5-config (which writes /etc/krb5.conf);
+# samba-ad-provision must then be named explicitly.
 PEER_PACKAGES=(
   freeradius freeradius-utils # RADIUS upstream and anchor; radclient/radtest as the NAS
+  slapd ldap-utils # OpenLDAP directory; ldapsearch/ldapadd/ldapmodify as clients
+  samba-ad-dc samba-ad-provision krb5-user # Samba AD DC (Active Directory upstream); kinit/kpasswd
 )
 # Daemons those packages may start from their maintainer scripts (pgrep -x names).
-PEER_DAEMONS=(freeradius)
+PEER_DAEMONS=(freeradius slapd samba smbd nmbd winbindd)
 # systemd units those packages enable for the next boot; disabled when this run installed them.
-PEER_UNITS=(freeradius.service)
+PEER_UNITS=(freeradius.service slapd.service samba-ad-dc.service smbd.service nmbd.service winbind.service)
 
 log() { printf 'install-test-peers: %s\n' "$*"; }
 die() { printf 'install-test-peers: error: %s\n' "$*" >&2; exit 1; }
@@ -56,6 +61,15 @@ else
   log "$policy exists already; leaving it as it is"
 fi
 
+# slapd's postinst would otherwise build a system directory (dc=nodomain, /var/lib/ldap) and
+# start it on port 389: "omit configuration" leaves /etc/ldap/slapd.d and /var/lib/ldap empty,
+# so there is nothing a boot or a stray invoke-rc.d could start. The tests generate their own.
+# Only preseeded while slapd is not installed, so an admin's existing answers are kept.
+if ! dpkg-query -W -f='${db:Status-Abbrev}' slapd 2>/dev/null | grep -q '^ii'; then
+  printf 'slapd slapd/no_configuration boolean true\n' | debconf-set-selections
+  log "preseeded debconf: slapd/no_configuration = true (no system directory is created)"
+fi
+
 log "apt-get update"
 apt-get update -qq
 log "installing: ${PEER_PACKAGES[*]}"
@@ -84,6 +98,15 @@ for pid in $pids_after; do
   stopped=$((stopped + 1))
 done
 if [ "$stopped" -eq 0 ]; then log "no service process was started by the install"; fi
+
+# The tests bind 127.0.0.1 free ports (slapd) and 389 on their own loopback aliases (Samba AD);
+# a system directory listening on 389 of every address or of 127.0.0.1 would be in the way.
+if command -v ss >/dev/null; then
+  listeners=$(ss -Hltnp 'sport = :389' 2>/dev/null | awk '{print $4, $6}' | grep -E '^(0\.0\.0\.0|127\.0\.0\.1|\*|\[::\]):389 ' || true)
+  if [ -n "$listeners" ]; then
+    log "warning: something listens on port 389 of 127.0.0.1 or every address (not started by this run): $listeners"
+  fi
+fi
 if [ -n "$pids_before" ]; then
   log "note: already running before this script (left alone): $(tr '\n' ' ' <<<"$pids_before")"
 fi

@@ -88,6 +88,11 @@ export class RestoreRefusedError extends GatewayError {
   readonly code = 'GW_ERR_RESTORE_REFUSED';
 }
 
+/** A state the code should never reach (a bug or an inconsistent configuration). */
+export class InternalError extends GatewayError {
+  readonly code = 'GW_ERR_INTERNAL';
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

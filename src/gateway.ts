@@ -3,6 +3,8 @@ import type { GatewayConfig } from './config/config.js';
 import { loadConfig } from './config/load.js';
 import { DataKeys } from './crypto/keys.js';
 import { errorMessage } from './errors.js';
+import { DirectorySync } from './directory/sync/index.js';
+import { FirstFactorRegistry } from './first-factors.js';
 import type { Logger } from './log.js';
 import { RadiusServer } from './radius/server.js';
 import { acquireLiveLock } from './store/sqlite/live-lock.js';
@@ -20,6 +22,8 @@ const PRUNE_INTERVAL_MS = 60_000;
 export class Gateway {
   private config: GatewayConfig;
   private readonly radius: RadiusServer;
+  private readonly firstFactors: FirstFactorRegistry;
+  private sync: DirectorySync;
   private pruneTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -32,7 +36,10 @@ export class Gateway {
     this.config = initial;
     const keys = new DataKeys(initial.masterKey);
     const config = (): GatewayConfig => this.config;
-    const flow = new AuthFlow({ store, keys, log: log.child({ module: 'auth' }), config });
+    this.firstFactors = new FirstFactorRegistry(log.child({ module: 'directory' }));
+    this.firstFactors.apply(initial);
+    const flow = new AuthFlow({ store, keys, log: log.child({ module: 'auth' }), config, firstFactors: this.firstFactors });
+    this.sync = new DirectorySync({ store, directories: Object.values(initial.directories), log });
     this.radius = new RadiusServer({ flow, store, log, config });
   }
 
@@ -44,6 +51,7 @@ export class Gateway {
       store = opened;
       const gateway = new Gateway(config, opened, log, releaseLock);
       await gateway.radius.start();
+      gateway.sync.start();
       gateway.pruneTimer = setInterval(() => {
         opened.prune(Date.now()).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'prune failed'));
       }, PRUNE_INTERVAL_MS);
@@ -75,8 +83,14 @@ export class Gateway {
     if (JSON.stringify(config.radius.accounting_listen) !== JSON.stringify(this.config.radius.accounting_listen)) needsRestart.push('radius.accounting_listen');
     if (config.store.sqlite.path !== this.config.store.sqlite.path) needsRestart.push('store');
     if (!config.masterKey.equals(this.config.masterKey)) needsRestart.push('keys.master_key');
+    this.firstFactors.apply(config);
     this.config = config;
     this.radius.reload();
+    // Sync schedules follow the new directories; a run in progress finishes first.
+    const previous = this.sync;
+    this.sync = new DirectorySync({ store: this.store, directories: Object.values(config.directories), log: this.log });
+    await previous.stop();
+    this.sync.start();
     for (const line of generated) this.log.warn({ notice: line }, 'generated on reload');
     this.log.info({ clients: config.clients.length, policies: Object.keys(config.policies), needsRestart }, 'configuration reloaded');
   }
@@ -88,6 +102,8 @@ export class Gateway {
       if (left > 0) this.log.warn({ left }, 'attempts still in flight after the drain timeout');
       if (this.pruneTimer) clearInterval(this.pruneTimer);
       await this.radius.close();
+      await this.sync.stop();
+      await this.firstFactors.close();
       await this.store.close();
       this.releaseLock();
     })();

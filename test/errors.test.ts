@@ -29,6 +29,7 @@ t.test('every GatewayError has its stable code', async (t) => {
     ListenError: 'GW_ERR_LISTEN',
     RadiusTimeoutError: 'GW_ERR_RADIUS_TIMEOUT',
     RestoreRefusedError: 'GW_ERR_RESTORE_REFUSED',
+    InternalError: 'GW_ERR_INTERNAL',
     UnknownClientError: 'GW_ERR_UNKNOWN_CLIENT',
     RadiusEncodeError: 'GW_ERR_RADIUS_ENCODE',
   });

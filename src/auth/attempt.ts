@@ -1,3 +1,5 @@
+import type { RadiusAttribute } from '../radius/codec/index.js';
+
 /** What a front end hands to the flow: one login attempt, protocol details already translated. */
 
 export type Protocol = 'radius' | 'ldap' | 'portal' | 'cli';
@@ -18,6 +20,18 @@ export interface NasInfo {
   readonly calledStationId: string | null;
 }
 
+/**
+ * An MS-CHAPv2 login (RFC 2759, carried in RFC 2548 attributes): a proof that the user knows the
+ * password, bound to the NAS's challenge, never the password itself. Only a first factor that
+ * holds the password's NT hash can check it (an upstream RADIUS server such as NPS).
+ */
+export interface MsChapV2Proof {
+  /** The NAS's authenticator challenge (MS-CHAP-Challenge), 16 octets. */
+  readonly challenge: Buffer;
+  /** MS-CHAP2-Response: Ident, Flags, Peer-Challenge, 8 reserved octets, NT-Response; 50 octets. */
+  readonly response: Buffer;
+}
+
 export interface AuthAttempt {
   /** Unique id of this attempt (UUID), written into logs and the audit record. */
   readonly id: string;
@@ -25,8 +39,10 @@ export interface AuthAttempt {
   readonly client: AttemptClient;
   /** The login name exactly as sent. */
   readonly username: string;
-  /** The password as sent, possibly with an inline factor (`secret,123456`). Absent in a challenge answer. */
+  /** The password as sent, possibly with an inline factor (`secret,123456`). Absent in a challenge answer and with `msChapV2`. */
   readonly password: string | undefined;
+  /** An MS-CHAPv2 login: the proof of the password in place of `password`. Never with `state`. */
+  readonly msChapV2?: MsChapV2Proof;
   /** The sealed challenge State returned by the client when answering a challenge. */
   readonly state: Buffer | undefined;
   /** The user's answer to a challenge (the code typed at the prompt). */
@@ -36,4 +52,6 @@ export interface AuthAttempt {
   readonly localAddress: string | null;
   /** Epoch ms. */
   readonly receivedAt: number;
+  /** RADIUS only: the NAS's own attributes (NAS-*, Calling/Called-Station-Id, vendor ones) that an upstream RADIUS first factor forwards. */
+  readonly forward?: readonly RadiusAttribute[];
 }

@@ -2,10 +2,13 @@ import type { GatewayConfig, ResolvedClient } from '../config/config.js';
 import type { PolicyConfig } from '../config/schema.js';
 import type { DataKeys } from '../crypto/keys.js';
 import type { Logger } from '../log.js';
+import type { RadiusAttribute } from '../radius/codec/index.js';
 import type { Store } from '../store/store.js';
 import type { OathToken, User } from '../store/types.js';
 import type { AuthAttempt } from './attempt.js';
-import type { Decision } from './decision.js';
+import type { Decision, MppeKeys } from './decision.js';
+import type { FirstFactorChallenges } from './first-factor-challenges.js';
+import type { FirstFactorTargets } from './first-factor-target.js';
 import type { SplitPassword } from './inline-factor.js';
 import type { ChallengeState } from './sealed-state.js';
 
@@ -16,6 +19,8 @@ export interface FlowDeps {
   readonly log: Logger;
   /** The current configuration; a reload swaps it, an attempt keeps the one it started with. */
   readonly config: () => GatewayConfig;
+  /** Directories and upstream RADIUS servers (first factors `ldap:` and `radius:`). */
+  readonly firstFactors?: FirstFactorTargets;
   /** Epoch ms; replaceable in tests. */
   readonly now?: () => number;
 }
@@ -38,6 +43,14 @@ export interface FlowContext {
   priorFailures?: number;
   firstFactor: string | null;
   firstFactorPassed: boolean;
+  /** Continuations of first-factor challenges (upstream Access-Challenges) of this process. */
+  readonly firstFactorChallenges: FirstFactorChallenges;
+  /** An unknown user let through on the first factor alone (`unknown_users: pass`). */
+  unknownUserPass?: boolean;
+  /** Reply attributes the first factor's target returned on accept, passed on to the NAS. */
+  replyAttributes?: readonly RadiusAttribute[];
+  /** MPPE keys the first factor's target returned on accept, owed to the NAS with the accept. */
+  mppeKeys?: MppeKeys;
   method: string | null;
   /** Milliseconds per step, for the audit record. */
   readonly timings: Record<string, number>;

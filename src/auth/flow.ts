@@ -3,6 +3,7 @@ import { GatewayError, errorMessage } from '../errors.js';
 import type { AuthAttempt } from './attempt.js';
 import type { FlowContext, FlowDeps, Step } from './context.js';
 import { Decision } from './decision.js';
+import { FirstFactorChallenges } from './first-factor-challenges.js';
 import { accountStatus } from './steps/account-status.js';
 import { clientPolicy } from './steps/client-policy.js';
 import { findUser } from './steps/find-user.js';
@@ -26,6 +27,8 @@ export class UnknownClientError extends GatewayError {
  * (the client will retry).
  */
 export class AuthFlow {
+  private readonly firstFactorChallenges = new FirstFactorChallenges();
+
   constructor(private readonly deps: FlowDeps) {}
 
   async run(attempt: AuthAttempt): Promise<Decision> {
@@ -45,6 +48,7 @@ export class AuthFlow {
       now,
       firstFactor: null,
       firstFactorPassed: false,
+      firstFactorChallenges: this.firstFactorChallenges,
       method: null,
       timings: {},
     };
@@ -59,6 +63,15 @@ export class AuthFlow {
       await applyLockout(ctx, decision);
     } catch (err) {
       decision = this.fault(ctx, err);
+    }
+    // Whatever accepts (the second factor, or the fail mode after it broke) carries what the
+    // first factor's target owes the NAS: its reply attributes and MS-CHAPv2 session keys.
+    if (decision.kind === 'accept') {
+      decision = {
+        ...decision,
+        ...(ctx.replyAttributes === undefined || decision.attributes !== undefined ? {} : { attributes: ctx.replyAttributes }),
+        ...(ctx.mppeKeys === undefined || decision.mppeKeys !== undefined ? {} : { mppeKeys: ctx.mppeKeys }),
+      };
     }
 
     ctx.timings.total = performance.now() - started;

@@ -15,10 +15,16 @@ export interface ChallengeState {
   readonly attemptId: string;
   readonly userId: string;
   readonly clientName: string;
-  /** The first factor that already succeeded. */
+  /** The first factor: the one that already succeeded (stage `second`) or the one asking (stage `first`). */
   readonly firstFactor: string;
   /** Epoch ms after which the challenge is void. */
   readonly expiresAt: number;
+  /**
+   * `second`: the gateway asks for the second factor. `first`: the first factor's target (an
+   * upstream RADIUS server) asked something, passed on to the user; its continuation is held by
+   * the node that sent the challenge (see FirstFactorChallenges).
+   */
+  readonly stage: 'first' | 'second';
 }
 
 const CONTEXT = 'radius-state';
@@ -30,7 +36,7 @@ export function newNonce(): string {
 }
 
 export function sealState(keys: DataKeys, state: ChallengeState): Buffer {
-  const body = Buffer.from(JSON.stringify([1, state.nonce, state.attemptId, state.userId, state.clientName, state.firstFactor, state.expiresAt]));
+  const body = Buffer.from(JSON.stringify([1, state.nonce, state.attemptId, state.userId, state.clientName, state.firstFactor, state.expiresAt, state.stage === 'first' ? 1 : 2]));
   if (body.length + SEAL_OVERHEAD > MAX_STATE_LENGTH) throw new SealError('challenge state does not fit in a RADIUS State attribute');
   return seal(keys.get('challenge-state'), body, CONTEXT);
 }
@@ -43,9 +49,10 @@ export function openState(keys: DataKeys, sealed: Buffer): ChallengeState | unde
   } catch {
     return undefined;
   }
-  if (!Array.isArray(parsed) || parsed.length !== 7 || parsed[0] !== 1) return undefined;
-  const [, nonce, attemptId, userId, clientName, firstFactor, expiresAt] = parsed as unknown[];
+  if (!Array.isArray(parsed) || parsed.length !== 8 || parsed[0] !== 1) return undefined;
+  const [, nonce, attemptId, userId, clientName, firstFactor, expiresAt, stage] = parsed as unknown[];
+  if (stage !== 1 && stage !== 2) return undefined;
   if (typeof nonce !== 'string' || typeof attemptId !== 'string' || typeof userId !== 'string') return undefined;
   if (typeof clientName !== 'string' || typeof firstFactor !== 'string' || typeof expiresAt !== 'number') return undefined;
-  return { nonce, attemptId, userId, clientName, firstFactor, expiresAt };
+  return { nonce, attemptId, userId, clientName, firstFactor, expiresAt, stage: stage === 1 ? 'first' : 'second' };
 }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAudit } from './commands/audit.js';
 import { registerBackup } from './commands/backup.js';
 import { registerServe } from './commands/serve.js';
+import { registerSync } from './commands/sync.js';
 import { registerTokens } from './commands/tokens.js';
 import { registerTry } from './commands/try.js';
 import { registerUsers } from './commands/users.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerBackup(program);
   registerTry(program);
+  registerSync(program);
   // exitOverride and output settings are inherited only by commands added after they are set.
   const inherit = (cmd: Command): void => {
     cmd.exitOverride();

@@ -1,4 +1,5 @@
-import type { ClientConfig, PolicyConfig, RawConfig } from './schema.js';
+import type { RadiusAttribute } from '../radius/codec/packet.js';
+import type { ClientConfig, DirectoryConfig, PolicyConfig, RawConfig, UpstreamConfig } from './schema.js';
 
 /** A RADIUS client after its secret reference was resolved. */
 export interface ResolvedClient extends Omit<ClientConfig, 'secret'> {
@@ -9,6 +10,28 @@ export interface ResolvedClient extends Omit<ClientConfig, 'secret'> {
  * The validated, resolved and frozen configuration that modules receive. Paths are absolute,
  * secret references resolved to bytes; nothing downstream reads YAML or process.env.
  */
+/** A directory with its service-account password read and its CA file loaded. */
+export interface ResolvedDirectory extends Omit<DirectoryConfig, 'bind_password' | 'ca_file'> {
+  readonly name: string;
+  readonly bind_password: string;
+  /** PEM bytes of ca_file, when set. */
+  readonly ca: Buffer | undefined;
+  /** reply_attributes with every attribute encoded at load, in the configured order (the first matching entry wins). */
+  readonly encoded_reply_attributes?: readonly ReplyAttributeMapping[];
+}
+
+/** One `reply_attributes` entry, ready to send: the group as configured and its attributes' wire form. */
+export interface ReplyAttributeMapping {
+  /** A DN or a group name (cn / sAMAccountName), as written in the configuration. */
+  readonly group: string;
+  readonly attributes: readonly RadiusAttribute[];
+}
+
+export interface ResolvedUpstream extends Omit<UpstreamConfig, 'servers'> {
+  readonly name: string;
+  readonly servers: readonly { readonly address: string; readonly port: number; readonly secret: Buffer }[];
+}
+
 export interface GatewayConfig {
   /** Absolute path of the file this was loaded from. */
   readonly file: string;
@@ -19,6 +42,8 @@ export interface GatewayConfig {
   readonly log: RawConfig['log'];
   readonly radius: RawConfig['radius'];
   readonly clients: readonly ResolvedClient[];
+  readonly directories: Readonly<Record<string, ResolvedDirectory>>;
+  readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
   readonly policies: Readonly<Record<string, PolicyConfig>>;
   readonly challenge: RawConfig['challenge'];
   readonly lockout: RawConfig['lockout'];

@@ -5,7 +5,8 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yam
 import type { Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, SecretError, errorMessage } from '../errors.js';
-import type { GatewayConfig, LoadedConfig, ResolvedClient } from './config.js';
+import type { GatewayConfig, LoadedConfig, ResolvedClient, ResolvedDirectory, ResolvedUpstream } from './config.js';
+import { encodeReplyAttributes } from './reply-attributes-schema.js';
 import { configSchema } from './schema.js';
 import type { RawConfig, SecretRef } from './schema.js';
 import { resolveSecret } from './secrets.js';
@@ -50,6 +51,25 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     clients.push({ ...client, secret: secret.value });
   }
 
+  const directories: Record<string, ResolvedDirectory> = {};
+  for (const [name, dir] of Object.entries(raw.directories)) {
+    const password = await resolveSecret(dir.bind_password, directoryPasswordPath(name), { ...ctx, kind: 'password' });
+    const { bind_password: _bindPassword, ca_file, ...rest } = dir;
+    directories[name] = { ...rest, name, bind_password: password.value.toString('utf8'), ca: ca_file === undefined ? undefined : await readCaFile(resolve(dataDir, ca_file), name) };
+    // Encoded once here (the schema validated them): a login only looks its group's attributes up.
+    const resolved = directories[name];
+    if (resolved !== undefined && dir.reply_attributes !== undefined) directories[name] = { ...resolved, encoded_reply_attributes: encodeReplyAttributes(dir.reply_attributes) };
+  }
+  const upstreams: Record<string, ResolvedUpstream> = {};
+  for (const [name, up] of Object.entries(raw.upstreams)) {
+    const servers = [];
+    for (const [i, server] of up.servers.entries()) {
+      const secret = await resolveSecret(server.secret, upstreamSecretPath(name, i), { ...ctx, kind: 'radius-secret' });
+      servers.push({ address: server.address, port: server.port, secret: secret.value });
+    }
+    upstreams[name] = { ...up, name, servers };
+  }
+
   const config: GatewayConfig = {
     file: parsed.file,
     gatewayName: raw.gateway.name ?? hostname(),
@@ -59,6 +79,8 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     log: raw.log,
     radius: raw.radius,
     clients,
+    directories,
+    upstreams,
     policies: raw.policies,
     challenge: raw.challenge,
     lockout: raw.lockout,
@@ -84,6 +106,22 @@ export async function checkConfig(file: string, opts: Pick<LoadOptions, 'env'> =
 
 const MASTER_KEY_PATH = 'keys.master_key';
 const clientSecretPath = (i: number): string => `clients[${i}].secret`;
+const directoryPasswordPath = (name: string): string => `directories.${name}.bind_password`;
+const upstreamSecretPath = (name: string, i: number): string => `upstreams.${name}.servers[${i}].secret`;
+
+async function readCaFile(file: string, directory: string): Promise<Buffer> {
+  let pem: Buffer;
+  try {
+    pem = await readFile(file);
+  } catch (err) {
+    throw new ConfigError(`directories.${directory}.ca_file: cannot read ${file}: ${errorMessage(err)}`, [`directories.${directory}.ca_file: cannot read ${file}: ${errorMessage(err)}`]);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    const line = `directories.${directory}.ca_file: ${file} holds no PEM certificate`;
+    throw new ConfigError(line, [line]);
+  }
+  return pem;
+}
 
 interface Parsed {
   /** Absolute path of the config file. */
@@ -139,6 +177,20 @@ async function secretProblems(parsed: Parsed, dataDir: string, env: NodeJS.Proce
   const refs: { ref: SecretRef; keyPath: string; path: PropertyKey[]; kind: SecretKind }[] = [
     { ref: parsed.raw.keys.master_key, keyPath: MASTER_KEY_PATH, path: ['keys', 'master_key'], kind: 'master-key' },
     ...parsed.raw.clients.map((c, i) => ({ ref: c.secret, keyPath: clientSecretPath(i), path: ['clients', i, 'secret'], kind: 'radius-secret' as const })),
+    ...Object.entries(parsed.raw.directories).map(([name, d]) => ({
+      ref: d.bind_password,
+      keyPath: directoryPasswordPath(name),
+      path: ['directories', name, 'bind_password'],
+      kind: 'password' as const,
+    })),
+    ...Object.entries(parsed.raw.upstreams).flatMap(([name, u]) =>
+      u.servers.map((server, i) => ({
+        ref: server.secret,
+        keyPath: upstreamSecretPath(name, i),
+        path: ['upstreams', name, 'servers', i, 'secret'],
+        kind: 'radius-secret' as const,
+      })),
+    ),
   ];
   const problems: SecretProblem[] = [];
   for (const { ref, keyPath, path, kind } of refs) {

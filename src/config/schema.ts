@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { replyAttributesSchema } from './reply-attributes-schema.js';
+import { syncSchema } from './sync-schema.js';
 
 /**
  * The one configuration schema. YAML keys are snake_case (what admins write); everything is
@@ -70,6 +72,53 @@ export const clientSchema = z.strictObject({
 });
 export type ClientConfig = z.infer<typeof clientSchema>;
 
+const NAME = /^[A-Za-z0-9_-]+$/;
+
+/** `ldap://host[:port]` or `ldaps://host[:port]` (no DN, no query: the base DN is its own key). */
+const ldapUrl = z.string().refine((u) => /^ldaps?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?\/?$/.test(u), 'must be ldap://host[:port] or ldaps://host[:port]');
+
+export const directorySchema = z.strictObject({
+  /** `ad` (Active Directory, Samba AD): sAMAccountName/UPN lookups and AD's bind diagnostics. `ldap`: uid lookups (OpenLDAP). */
+  flavour: z.enum(['ad', 'ldap']),
+  /** Servers in order of preference; the next is tried when one does not answer. */
+  urls: z.array(ldapUrl).min(1),
+  /** StartTLS on ldap:// URLs. Plain ldap:// without it only with `insecure: true`. */
+  start_tls: z.boolean().default(true),
+  /** Allow ldap:// without StartTLS: passwords cross the network in clear text. Warned at every start. */
+  insecure: z.boolean().default(false),
+  /** PEM file of the CA that signed the directory's certificate (relative to data_dir); default: the system's CAs. */
+  ca_file: z.string().min(1).optional(),
+  /** Service account used to find users (its DN or, on AD, its UPN). */
+  bind_dn: z.string().min(1),
+  bind_password: secretRefSchema,
+  base_dn: z.string().min(1),
+  timeout_ms: z.number().int().min(100).max(60000).default(5000),
+  /** Concurrent connections per server for user binds. */
+  pool_size: z.number().int().min(1).max(256).default(8),
+  /** Keep a local copy of this directory's users (directory sync); absent: no sync. */
+  sync: syncSchema.optional(),
+  /** RADIUS reply attributes by directory group (nested groups count); the first matching entry wins. See reply-attributes-schema.ts. */
+  reply_attributes: replyAttributesSchema.optional(),
+});
+export type DirectoryConfig = z.infer<typeof directorySchema>;
+
+const upstreamServer = z.strictObject({
+  address: z.string().refine((a) => isIP(a) !== 0, 'must be an IP address'),
+  port: z.number().int().min(1).max(65535).default(1812),
+  secret: secretRefSchema,
+});
+
+export const upstreamSchema = z.strictObject({
+  /** Tried in order; the next one when a server does not answer (and that server is skipped for dead_time_seconds). */
+  servers: z.array(upstreamServer).min(1),
+  /** Wait per try; NPS with its own MFA extension may need more. */
+  timeout_ms: z.number().int().min(100).max(120000).default(3000),
+  /** Tries per server (the same packet retransmitted). */
+  tries: z.number().int().min(1).max(10).default(2),
+  dead_time_seconds: z.number().int().min(0).max(3600).default(30),
+});
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
 export const configSchema = z
   .strictObject({
     gateway: z
@@ -110,6 +159,10 @@ export const configSchema = z
       })
       .prefault({}),
     clients: z.array(clientSchema).min(1),
+    /** Directories for first factors `ldap:<name>`. */
+    directories: z.record(z.string().regex(NAME, 'letters, digits, _ - only'), directorySchema).default({}),
+    /** Upstream RADIUS servers (NPS, FreeRADIUS) for first factors `radius:<name>`. */
+    upstreams: z.record(z.string().regex(NAME, 'letters, digits, _ - only'), upstreamSchema).default({}),
     policies: z.record(z.string(), policySchema).default({ default: policySchema.parse({}) }),
     challenge: z
       .strictObject({
@@ -149,13 +202,24 @@ export const configSchema = z
       }
     });
     for (const [name, policy] of Object.entries(cfg.policies)) {
-      if (policy.first_factor.startsWith('ldap:') || policy.first_factor.startsWith('radius:')) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['policies', name, 'first_factor'],
-          message: `'${policy.first_factor}' needs a directory or upstream, which this version does not support yet; use 'local' or 'none'`,
-        });
+      const [kind, target] = policy.first_factor.split(':');
+      if (kind === 'ldap' && target !== undefined && !(target in cfg.directories)) {
+        ctx.addIssue({ code: 'custom', path: ['policies', name, 'first_factor'], message: `no directory named '${target}' in directories` });
       }
+      if (kind === 'radius' && target !== undefined && !(target in cfg.upstreams)) {
+        ctx.addIssue({ code: 'custom', path: ['policies', name, 'first_factor'], message: `no upstream named '${target}' in upstreams` });
+      }
+    }
+    for (const [name, dir] of Object.entries(cfg.directories)) {
+      dir.urls.forEach((url, i) => {
+        if (url.startsWith('ldap://') && !dir.start_tls && !dir.insecure) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['directories', name, 'urls', i],
+            message: 'ldap:// without start_tls sends passwords in clear text; use ldaps://, start_tls: true, or insecure: true',
+          });
+        }
+      });
     }
   });
 

@@ -11,7 +11,8 @@ import type { SecretRef } from './schema.js';
  * process.env (through ctx.env) or secret files.
  */
 
-export type SecretKind = 'radius-secret' | 'master-key';
+/** `password`: any non-empty text (a directory service account's password), never generated. */
+export type SecretKind = 'radius-secret' | 'master-key' | 'password';
 
 export interface SecretContext {
   /** Relative `{file:}` paths are resolved against this directory (the data directory). */
@@ -160,6 +161,10 @@ function randomAlphanumeric(length: number): string {
 
 function decode(raw: Buffer, keyPath: string, kind: SecretKind): Buffer {
   if (kind === 'master-key') return decodeMasterKey(raw, keyPath);
+  if (kind === 'password') {
+    if (raw.length === 0) throw new SecretError(`${keyPath}: must not be empty`);
+    return raw;
+  }
   if (raw.length < MIN_RADIUS_SECRET_LENGTH) {
     throw new SecretError(`${keyPath}: must be at least ${MIN_RADIUS_SECRET_LENGTH} characters`);
   }

@@ -1,8 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import type { AuthAttempt } from '../auth/attempt.js';
-import type { Decision } from '../auth/decision.js';
+import type { AuthAttempt, MsChapV2Proof } from '../auth/attempt.js';
+import type { Decision, MppeKeys } from '../auth/decision.js';
 import type { ResolvedClient } from '../config/config.js';
-import { AttributeType, Code, attr, getAttribute, readIpv4, readText, readTextStrict, unhidePassword, type RadiusAttribute, type RadiusPacket } from './codec/index.js';
+import {
+  AttributeType,
+  Code,
+  MS_CHAP2_RESPONSE_LENGTH,
+  MS_CHAP_CHALLENGE_LENGTH,
+  MicrosoftAttributeType,
+  VendorId,
+  attr,
+  encryptMppeKey,
+  getAttribute,
+  getVendorAttributes,
+  newMppeSalts,
+  readIpv4,
+  readText,
+  readTextStrict,
+  unhidePassword,
+  type RadiusAttribute,
+  type RadiusPacket,
+} from './codec/index.js';
 
 /**
  * RADIUS ⇄ flow translation, and nothing else: no policy is decided here (STYLE.md §1).
@@ -28,6 +46,7 @@ export function toAttempt(packet: RadiusPacket, client: ResolvedClient, origin: 
   const password = clear === undefined ? undefined : clear.toString('utf8');
   const state = getAttribute(packet, AttributeType.State);
   const nasIp = getAttribute(packet, AttributeType.NasIpAddress);
+  const msChapV2 = hidden === undefined && state === undefined ? readMsChapV2(packet) : undefined;
   return {
     id: randomUUID(),
     protocol: 'radius',
@@ -37,6 +56,7 @@ export function toAttempt(packet: RadiusPacket, client: ResolvedClient, origin: 
     password: state === undefined ? password : undefined,
     state,
     response: state === undefined ? undefined : password,
+    ...(msChapV2 === undefined ? {} : { msChapV2 }),
     nas: {
       identifier: text(AttributeType.NasIdentifier),
       ipAddress: nasIp === undefined ? null : (readIpv4(nasIp) ?? null),
@@ -45,7 +65,39 @@ export function toAttempt(packet: RadiusPacket, client: ResolvedClient, origin: 
     },
     localAddress: origin.localAddress,
     receivedAt,
+    forward: packet.attributes.filter((a) => FORWARDED.has(a.type)),
   };
+}
+
+/** What an upstream RADIUS server is told about the NAS and the session; never secrets, State or Proxy-State. */
+const FORWARDED: ReadonlySet<number> = new Set([
+  AttributeType.NasIpAddress,
+  AttributeType.NasPort,
+  AttributeType.ServiceType,
+  AttributeType.FramedProtocol,
+  AttributeType.VendorSpecific,
+  AttributeType.CalledStationId,
+  AttributeType.CallingStationId,
+  AttributeType.NasIdentifier,
+  AttributeType.NasPortType,
+  AttributeType.ConnectInfo,
+  AttributeType.NasPortId,
+  AttributeType.NasIpv6Address,
+]);
+
+/**
+ * An MS-CHAPv2 login (RFC 2548 §2.3.2, §2.3.3): exactly one MS-CHAP-Challenge of 16 octets and one
+ * MS-CHAP2-Response of 50. Anything else is no MS-CHAPv2 login the gateway can pass on: the
+ * request then carries no credential at all and fails as such.
+ */
+function readMsChapV2(packet: RadiusPacket): MsChapV2Proof | undefined {
+  const challenges = getVendorAttributes(packet, VendorId.Microsoft, MicrosoftAttributeType.MsChapChallenge);
+  const responses = getVendorAttributes(packet, VendorId.Microsoft, MicrosoftAttributeType.MsChap2Response);
+  const [challenge] = challenges;
+  const [response] = responses;
+  if (challenge === undefined || response === undefined || challenges.length !== 1 || responses.length !== 1) return undefined;
+  if (challenge.value.length !== MS_CHAP_CHALLENGE_LENGTH || response.value.length !== MS_CHAP2_RESPONSE_LENGTH) return undefined;
+  return { challenge: Buffer.from(challenge.value), response: Buffer.from(response.value) };
 }
 
 /** RFC 2865 §5: a text attribute holds 1..253 octets. Longer messages are cut at a character boundary. */
@@ -56,13 +108,37 @@ function replyMessage(text: string | undefined): RadiusAttribute[] {
   return [attr.octets(AttributeType.ReplyMessage, bytes)];
 }
 
+/** What keys the hidden attributes of one reply: the client's secret and the Request Authenticator of the request it answers. */
+export interface ReplyKeying {
+  readonly secret: Buffer;
+  readonly requestAuthenticator: Buffer;
+}
+
+/**
+ * MS-MPPE-Send-Key and -Recv-Key for this reply (RFC 2548 §2.4.2, §2.4.3), each with its own
+ * new salt. Made once per reply: the encoded reply is what a retransmission gets again.
+ */
+function mppeKeyAttributes(keys: MppeKeys | undefined, keying: ReplyKeying): RadiusAttribute[] {
+  if (keys === undefined) return [];
+  const present: Array<[number, Buffer]> = [];
+  if (keys.recvKey !== undefined) present.push([MicrosoftAttributeType.MsMppeRecvKey, keys.recvKey]);
+  if (keys.sendKey !== undefined) present.push([MicrosoftAttributeType.MsMppeSendKey, keys.sendKey]);
+  const salts = newMppeSalts(present.length);
+  return present.map(([type, key], i) =>
+    attr.vendorSpecific(VendorId.Microsoft, type, encryptMppeKey(key, keying.secret, keying.requestAuthenticator, salts[i] as Buffer)),
+  );
+}
+
 /** The reply's code and attributes (Message-Authenticator and Proxy-State are added by the encoder). */
-export function toReply(decision: Decision): { code: number; attributes: RadiusAttribute[] } {
+export function toReply(decision: Decision, keying: ReplyKeying): { code: number; attributes: RadiusAttribute[] } {
   switch (decision.kind) {
     case 'accept':
-      return { code: Code.AccessAccept, attributes: replyMessage(decision.message) };
+      return {
+        code: Code.AccessAccept,
+        attributes: [...replyMessage(decision.message), ...(decision.attributes ?? []), ...mppeKeyAttributes(decision.mppeKeys, keying)],
+      };
     case 'reject':
-      return { code: Code.AccessReject, attributes: replyMessage(decision.message) };
+      return { code: Code.AccessReject, attributes: [...replyMessage(decision.message), ...(decision.attributes ?? [])] };
     case 'challenge':
       return { code: Code.AccessChallenge, attributes: [...replyMessage(decision.prompt), attr.octets(AttributeType.State, decision.state)] };
   }

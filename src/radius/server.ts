@@ -223,7 +223,9 @@ export class RadiusServer {
       try {
         const attempt = toAttempt(packet, client, { address: sourceAddress, port: rinfo.port, localAddress: listener.address }, receivedAt);
         const decision = await this.deps.flow.run(attempt);
-        const { code, attributes } = toReply(decision);
+        // MPPE keys are encrypted here, for this request's authenticator, into the one encoding of
+        // the reply that the duplicate cache keeps: a retransmission gets these bytes again.
+        const { code, attributes } = toReply(decision, { secret: client.secret, requestAuthenticator: packet.authenticator });
         const reply = encodeReply(packet, code, attributes, client.secret);
         if (decision.kind === 'accept') this.counters.accepts++;
         else if (decision.kind === 'reject') this.counters.rejects++;

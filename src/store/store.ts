@@ -4,10 +4,22 @@ import type {
   AuditQuery,
   AuditRecord,
   AuditVerifyResult,
+  DirectoryMember,
+  DirectoryRemoveOptions,
+  DirectoryRemoveResult,
+  DirectorySource,
+  DirectoryUpsertResult,
+  DirectoryUserData,
+  DirectoryWriteOptions,
   LockoutState,
   NewOathToken,
   NewUser,
   OathToken,
+  NewSyncRun,
+  SyncedUser,
+  SyncRun,
+  SyncRunQuery,
+  SyncState,
   User,
   UserPatch,
 } from './types.js';
@@ -35,6 +47,31 @@ export interface Store {
   updateUser(id: string, patch: UserPatch): Promise<User>;
   /** Deletes the user and its tokens and lockout state. Throws NotFoundError. */
   deleteUser(id: string): Promise<void>;
+
+  // --- directory sync ----------------------------------------------------------------------
+  // Every method here touches only users whose source is the given `directory:<name>`: local
+  // users and other directories' users are never changed (a name they hold is a conflict).
+  /**
+   * Adds or updates the users found in one sync item, matched on (source, externalId), in ONE
+   * transaction, and records that they are in `opts.item`'s scope. A user whose name or UPN is
+   * held by another user is not stored and comes back as a conflict; the rest commit.
+   */
+  upsertDirectoryUsers(source: DirectorySource, users: readonly DirectoryUserData[], opts: DirectoryWriteOptions): Promise<DirectoryUpsertResult>;
+  /** The users of one source with their external ids and item memberships, by username. */
+  listUsersBySource(source: DirectorySource): Promise<SyncedUser[]>;
+  /** Lean and fast (a run reads it for 100 000 users): id, enabled and items of every synced user of the source. */
+  listDirectoryMembers(source: DirectorySource): Promise<DirectoryMember[]>;
+  /**
+   * Drops `item` from these users' memberships (one transaction); a user left in no item is
+   * disabled (tokens kept) or deleted (tokens too), as `opts.onRemoved` says.
+   */
+  removeDirectoryUsers(source: DirectorySource, item: string, externalIds: readonly string[], opts: DirectoryRemoveOptions): Promise<DirectoryRemoveResult>;
+  getSyncState(source: DirectorySource, item: string): Promise<SyncState | undefined>;
+  /** Inserts or replaces the state of (source, item). */
+  putSyncState(state: SyncState): Promise<void>;
+  recordSyncRun(run: NewSyncRun): Promise<SyncRun>;
+  /** Newest first. */
+  listSyncRuns(query?: SyncRunQuery): Promise<SyncRun[]>;
 
   // --- OATH tokens -------------------------------------------------------------------------
   addToken(token: NewOathToken): Promise<OathToken>;

@@ -167,3 +167,137 @@ export interface AccountingEntry {
   /** All attributes as name → values, for later inspection. */
   readonly attributes: Readonly<Record<string, readonly string[]>>;
 }
+
+// --- directory sync ----------------------------------------------------------------------------
+
+/** The source of users synced from the directory `<name>` (the `directories.<name>` config key). */
+export type DirectorySource = `directory:${string}`;
+
+/** One directory entry as the sync hands it to the store; the sync owns all of these fields. */
+export interface DirectoryUserData {
+  /** objectGUID (AD, as the usual GUID text) or entryUUID (OpenLDAP): stable across renames and moves. */
+  readonly externalId: string;
+  readonly username: string;
+  readonly upn: string | null;
+  readonly firstName: string | null;
+  readonly lastName: string | null;
+  readonly email: string | null;
+  readonly phone: string | null;
+  readonly mobile: string | null;
+  readonly defaultMethod: string | null;
+  readonly language: string | null;
+  /** false for an account the directory marks disabled (AD userAccountControl 0x2, …). */
+  readonly enabled: boolean;
+}
+
+/** A user as the sync sees it: the stored user, its directory id and the sync items it is in. */
+export interface SyncedUser extends User {
+  readonly externalId: string | null;
+  /** Names of the sync items (of its directory) whose scope holds the user; empty once gone from every scope. */
+  readonly items: readonly string[];
+}
+
+/** What a sync run compares the directory with: each synced user's id, state and items, nothing more. */
+export interface DirectoryMember {
+  readonly externalId: string;
+  readonly enabled: boolean;
+  /** Sorted by name; empty once gone from every item's scope. */
+  readonly items: readonly string[];
+}
+
+export interface DirectoryWriteOptions {
+  /** The sync item the users were found in. */
+  readonly item: string;
+  /** Epoch ms written as synced_at. */
+  readonly now: number;
+  /** Compute the counts exactly, then roll back: nothing changes. */
+  readonly dryRun?: boolean;
+}
+
+/** A directory user the store could not take; the rest of the batch is stored all the same. */
+export interface DirectoryConflict {
+  readonly externalId: string;
+  readonly username: string;
+  readonly message: string;
+}
+
+export interface DirectoryUpsertResult {
+  readonly added: number;
+  /** Changed values (a re-enabled user included). */
+  readonly updated: number;
+  /** Changed from enabled to disabled by the directory's own flag. */
+  readonly disabled: number;
+  readonly unchanged: number;
+  readonly conflicts: readonly DirectoryConflict[];
+}
+
+export interface DirectoryRemoveOptions {
+  /** What happens to a user who is left in no item's scope: disabled (tokens kept) or deleted (with its tokens). */
+  readonly onRemoved: 'disable' | 'delete';
+  readonly now: number;
+  readonly dryRun?: boolean;
+}
+
+export interface DirectoryRemoveResult {
+  /** Left in no item's scope and disabled now (already disabled ones are not counted). */
+  readonly disabled: number;
+  /** Left in no item's scope and deleted. */
+  readonly removed: number;
+  /** Dropped from this item but still in another item's scope. */
+  readonly kept: number;
+}
+
+/** Where the next delta run of one sync item starts. */
+export interface SyncState {
+  readonly source: DirectorySource;
+  readonly item: string;
+  /** Fingerprint of the item's definition at its last full run: a changed definition forces a full run. */
+  readonly itemHash: string;
+  /** The server that gave the watermark (AD: its dsServiceName; OpenLDAP: its URL). */
+  readonly server: string | null;
+  /** AD: invocationId of that DC; a different one (another DC, a restore) forces a full run. */
+  readonly invocationId: string | null;
+  /** AD: highestCommittedUSN read before the last run's searches (decimal text, 64-bit). */
+  readonly highestUsn: string | null;
+  /** OpenLDAP: changes at or after this generalizedTime are fetched by the next delta. */
+  readonly modifyTimestamp: string | null;
+  /** OpenLDAP: contextCSN of the naming context before the last run (syncprov), when the server keeps one. */
+  readonly contextCsn: string | null;
+  readonly lastFullAt: number | null;
+  readonly lastRunAt: number;
+}
+
+export type SyncRunKind = 'full' | 'delta';
+/** `refused`: the run would have removed more than max_delete_percent of the synced users (nothing was removed). */
+export type SyncRunStatus = 'ok' | 'failed' | 'refused';
+
+export interface NewSyncRun {
+  readonly source: DirectorySource;
+  readonly item: string;
+  readonly kind: SyncRunKind;
+  readonly status: SyncRunStatus;
+  readonly forced: boolean;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  /** Entries read from the directory with their attributes. */
+  readonly seen: number;
+  readonly added: number;
+  readonly updated: number;
+  readonly disabled: number;
+  readonly removed: number;
+  readonly unchanged: number;
+  /** One line per problem (a conflict, the refusal, the failure). */
+  readonly errors: readonly string[];
+}
+
+export interface SyncRun extends NewSyncRun {
+  /** Increasing, assigned by the store. */
+  readonly id: number;
+}
+
+export interface SyncRunQuery {
+  readonly source?: DirectorySource;
+  readonly item?: string;
+  /** Newest first; default 50. */
+  readonly limit?: number;
+}

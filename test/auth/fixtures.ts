@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import type { User } from '../../src/store/types.js';
+import type { FirstFactorTargets } from '../../src/auth/first-factor-target.js';
 import { enrolOathToken } from '../../src/verify/oath.js';
 
 /** A GatewayConfig as the loader would produce it, from a partial raw (snake_case) config. */
@@ -34,6 +35,8 @@ export function testConfig(raw: Record<string, unknown> = {}, dataDir = '/nonexi
     log: parsed.log,
     radius: parsed.radius,
     clients: parsed.clients.map((c) => ({ ...c, secret: Buffer.from('0123456789abcdef') })),
+    directories: {},
+    upstreams: {},
     policies: parsed.policies,
     challenge: parsed.challenge,
     lockout: parsed.lockout,
@@ -57,7 +60,7 @@ export interface FlowHarness {
 
 export const SEED = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 
-export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?: (s: Store) => Store): Promise<FlowHarness> {
+export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?: (s: Store) => Store, firstFactors?: FirstFactorTargets): Promise<FlowHarness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mfa-flow-'));
   const config = testConfig(raw, dir);
   const realStore = await openSqliteStore({ path: config.store.sqlite.path });
@@ -103,7 +106,14 @@ export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?:
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  (h as { flow: AuthFlow }).flow = new AuthFlow({ store, keys, log: silentLogger(), config: () => h.config, now: () => h.now });
+  (h as { flow: AuthFlow }).flow = new AuthFlow({
+    store,
+    keys,
+    log: silentLogger(),
+    config: () => h.config,
+    now: () => h.now,
+    ...(firstFactors === undefined ? {} : { firstFactors }),
+  });
   return h;
 }
 

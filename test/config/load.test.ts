@@ -420,3 +420,72 @@ void t.test('formatPath', async (t) => {
   t.equal(formatPath(['policies', 'a.b', 'methods']), 'policies["a.b"].methods');
   t.equal(formatPath([]), '(top level)');
 });
+
+void t.test('directories and upstreams', async (t) => {
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const withTargets = `${VALID}policies:
+  default: {first_factor: 'ldap:corp'}
+  nps: {first_factor: 'radius:nps'}
+directories:
+  corp:
+    flavour: ad
+    urls: [ldaps://127.0.0.1:636, ldap://127.0.0.2:389]
+    ca_file: corp-ca.pem
+    bind_dn: svc-mfa@example.test
+    bind_password: {file: corp-bind}
+    base_dn: DC=example,DC=test
+upstreams:
+  nps:
+    servers:
+      - {address: 127.0.0.1, port: 1912, secret: {file: nps-secret}}
+      - {address: 127.0.0.2, secret: {env: MFA_GW_NPS2}}
+`;
+  const files = { ...VALID_FILES, 'corp-ca.pem': PEM, 'corp-bind': 'bind password\n', 'nps-secret': `${GOOD_SECRET}\n` };
+
+  await t.test('resolved: passwords, secrets and the CA read, defaults applied', async (t) => {
+    const file = await setup(t, withTargets, files);
+    const { config } = await loadConfig(file, { env: { MFA_GW_NPS2: 'another-secret-0123' } });
+    const corp = config.directories.corp;
+    t.match(corp, { name: 'corp', flavour: 'ad', start_tls: true, insecure: false, bind_password: 'bind password', timeout_ms: 5000, pool_size: 8 });
+    t.equal(corp?.ca?.toString(), PEM);
+    t.same(
+      config.upstreams.nps?.servers.map((s) => [s.address, s.port, s.secret.toString()]),
+      [
+        ['127.0.0.1', 1912, GOOD_SECRET],
+        ['127.0.0.2', 1812, 'another-secret-0123'],
+      ],
+    );
+    t.match(config.upstreams.nps, { timeout_ms: 3000, tries: 2, dead_time_seconds: 30 });
+  });
+
+  await t.test('a first factor naming a directory or upstream that is not there', async (t) => {
+    const file = await setup(t, `${VALID}policies:\n  default: {first_factor: 'ldap:corp'}\n  other: {first_factor: 'radius:nps'}\n`, VALID_FILES);
+    t.same(await configIssues(t, file), [
+      "policies.default.first_factor: no directory named 'corp' in directories (line 8)",
+      "policies.other.first_factor: no upstream named 'nps' in upstreams (line 9)",
+    ]);
+  });
+
+  await t.test('plain ldap:// needs start_tls or an explicit insecure: true', async (t) => {
+    const file = await setup(t, withTargets.replace('    ca_file: corp-ca.pem\n', '    ca_file: corp-ca.pem\n    start_tls: false\n'), files);
+    t.same(await configIssues(t, file), [
+      'directories.corp.urls[1]: ldap:// without start_tls sends passwords in clear text; use ldaps://, start_tls: true, or insecure: true (line 13)',
+    ]);
+    const insecure = await setup(t, withTargets.replace('    ca_file: corp-ca.pem\n', '    ca_file: corp-ca.pem\n    start_tls: false\n    insecure: true\n'), files);
+    t.equal((await loadConfig(insecure, { env: { MFA_GW_NPS2: 'another-secret-0123' } })).config.directories.corp?.insecure, true);
+  });
+
+  await t.test('bad URL, missing password, short upstream secret: each named by its key path', async (t) => {
+    const file = await setup(t, withTargets.replace('ldaps://127.0.0.1:636', 'https://127.0.0.1'), files);
+    t.match((await configIssues(t, file))[0], /^directories\.corp\.urls\[0\]: must be ldap:\/\/host\[:port\] or ldaps:\/\/host\[:port\]/);
+    const noPassword = await setup(t, withTargets, { ...files, 'corp-bind': '' });
+    t.match((await secretFailure(t, noPassword, { MFA_GW_NPS2: 'another-secret-0123' })).message, /^directories\.corp\.bind_password: must not be empty/);
+    const shortSecret = await setup(t, withTargets, files);
+    t.match((await secretFailure(t, shortSecret, { MFA_GW_NPS2: 'short' })).message, /^upstreams\.nps\.servers\[1\]\.secret: must be at least 16 characters/);
+  });
+
+  await t.test('a CA file that is missing or holds no certificate', async (t) => {
+    const file = await setup(t, withTargets, { ...files, 'corp-ca.pem': 'not a certificate' });
+    await t.rejects(loadConfig(file, { env: { MFA_GW_NPS2: 'another-secret-0123' } }), /directories\.corp\.ca_file: .* holds no PEM certificate/);
+  });
+});

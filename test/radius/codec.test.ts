@@ -693,7 +693,8 @@ void t.test('formatting and parsing `Name = value`', async (t) => {
   t.equal(f(attr.vendorSpecific(311, 2, Buffer.from('E=691 R=0'))), 'MS-CHAP-Error = "E=691 R=0"', 'known vendor');
   t.equal(f(attr.vendorSpecific(311, 16, Buffer.alloc(34))), 'MS-MPPE-Send-Key = <hidden, 34 octets>');
   t.equal(f(attr.vendorSpecific(311, 200, Buffer.from([5]))), 'Microsoft-Attr-200 = 0x05');
-  t.equal(f(attr.vendorSpecific(9, 1, Buffer.from('shell:priv-lvl=15'))), `Vendor-9-Attr-1 = 0x${Buffer.from('shell:priv-lvl=15').toString('hex')}`);
+  t.equal(f(attr.vendorSpecific(9, 1, Buffer.from('shell:priv-lvl=15'))), 'Cisco-AVPair = "shell:priv-lvl=15"', 'a vendor of vendors.ts');
+  t.equal(f(attr.vendorSpecific(2636, 1, Buffer.from('read-only'))), `Vendor-2636-Attr-1 = 0x${Buffer.from('read-only').toString('hex')}`, 'a vendor without a dictionary');
   t.equal(f({ type: 26, value: hex('00 00 01 37 02') }), 'Vendor-Specific = 0x0000013702', 'malformed vendor data');
   t.equal(f({ type: 26, value: hex('01 00 01 37 02 03 41') }), 'Vendor-Specific = 0x01000137020341', 'vendor id high octet set');
   const two = { type: 26, value: hex('00 00 01 37 07 06 00 00 00 01 08 06 00 00 00 06') };

@@ -5,7 +5,7 @@
 import type { Test } from 'tap';
 import { auditHash, GENESIS_HASH } from '../../src/audit/chain.js';
 import { AlreadyExistsError, InvalidInputError, NotFoundError, StoreError } from '../../src/errors.js';
-import type { AuditEntry, AuditRecord, NewOathToken, Store } from '../../src/store/store.js';
+import type { AuditEntry, AuditRecord, DirectorySource, DirectoryUserData, NewOathToken, Store } from '../../src/store/store.js';
 
 export interface StoreHarness {
   readonly store: Store;
@@ -65,6 +65,23 @@ function tokenFor(userId: string, over: Partial<NewOathToken> = {}): NewOathToke
     digits: 6,
     period: 30,
     sealedSecret: Buffer.from([0, 1, 2, 0xfe, 0xff, 0x00, 0x80]),
+    ...over,
+  };
+}
+
+function dirUser(externalId: string, username: string, over: Partial<DirectoryUserData> = {}): DirectoryUserData {
+  return {
+    externalId,
+    username,
+    upn: `${username}@corp.example`,
+    firstName: 'First',
+    lastName: 'Last',
+    email: `${username}@corp.example`,
+    phone: null,
+    mobile: null,
+    defaultMethod: null,
+    language: null,
+    enabled: true,
     ...over,
   };
 }
@@ -154,6 +171,202 @@ export function storeContract(t: Test, makeStore: () => Promise<StoreHarness>): 
     t.equal((await store.listUsers()).length, 2, 'nothing half-created');
     await t.rejects(store.createUser({ username: '  ' }), InvalidInputError, 'empty username');
     await t.rejects(store.createUser({ username: 'x', source: 'ldap' as 'local' }), InvalidInputError, 'bad source');
+  });
+
+  // --- directory sync ----------------------------------------------------------------------
+
+  withStore('directory sync: upsert adds, updates, disables and counts; local users and other sources untouched', async (t, { store }) => {
+    const local = await store.createUser({ username: 'local-admin', email: 'admin@local', passwordHash: 'scrypt$x' });
+    const corp: DirectorySource = 'directory:corp';
+    const first = await store.upsertDirectoryUsers(corp, [dirUser('g-1', 'ann', { phone: '+1 555 0101' }), dirUser('g-2', 'ben'), dirUser('g-3', 'cid', { enabled: false })], { item: 'staff', now: 1000 });
+    t.same(first, { added: 3, updated: 0, disabled: 0, unchanged: 0, conflicts: [] });
+    const ann = await store.findUser('ann@corp.example');
+    t.match(ann, { id: 'g-1', username: 'ann', source: 'directory:corp', phone: '+1 555 0101', enabled: true, syncedAt: 1000, passwordHash: null, blocked: false });
+    t.equal((await store.findUser('cid'))?.enabled, false, 'a disabled account is stored disabled');
+
+    // An admin's block is not the sync's business; tokens stay through updates.
+    await store.updateUser('g-2', { blocked: true });
+    const token = await store.addToken(tokenFor('g-2'));
+    const second = await store.upsertDirectoryUsers(
+      corp,
+      [dirUser('g-1', 'ann', { phone: '+1 555 0199' }), dirUser('g-2', 'ben', { enabled: false }), dirUser('g-3', 'cid'), dirUser('g-4', 'dee')],
+      { item: 'staff', now: 2000 },
+    );
+    t.same(second, { added: 1, updated: 2, disabled: 1, unchanged: 0, conflicts: [] }, 'phone changed and cid re-enabled: updated; ben disabled');
+    t.match(await store.getUser('g-1'), { phone: '+1 555 0199', syncedAt: 2000 });
+    t.match(await store.getUser('g-2'), { enabled: false, blocked: true });
+    t.equal((await store.listTokens('g-2')).length, 1, 'tokens kept');
+    t.equal((await store.getToken(token.id))?.userId, 'g-2');
+
+    const third = await store.upsertDirectoryUsers(corp, [dirUser('g-1', 'ann', { phone: '+1 555 0199' })], { item: 'staff', now: 3000 });
+    t.same(third, { added: 0, updated: 0, disabled: 0, unchanged: 1, conflicts: [] });
+    t.equal((await store.getUser('g-1'))?.syncedAt, 3000, 'an unchanged user is confirmed (synced_at)');
+
+    // A rename keeps the id, tokens and memberships.
+    t.same(await store.upsertDirectoryUsers(corp, [dirUser('g-1', 'ann.new')], { item: 'staff', now: 4000 }), { added: 0, updated: 1, disabled: 0, unchanged: 0, conflicts: [] });
+    t.equal((await store.findUser('ANN.NEW'))?.id, 'g-1');
+    t.equal(await store.findUser('ann'), undefined);
+
+    const listed = await store.listUsersBySource(corp);
+    t.same(
+      listed.map((u) => [u.username, u.externalId, u.items]),
+      [
+        ['ann.new', 'g-1', ['staff']],
+        ['ben', 'g-2', ['staff']],
+        ['cid', 'g-3', ['staff']],
+        ['dee', 'g-4', ['staff']],
+      ],
+    );
+    t.same(await store.listUsersBySource('directory:other'), []);
+    t.same(
+      await store.listDirectoryMembers(corp),
+      [
+        { externalId: 'g-1', enabled: true, items: ['staff'] },
+        { externalId: 'g-2', enabled: false, items: ['staff'] },
+        { externalId: 'g-3', enabled: true, items: ['staff'] },
+        { externalId: 'g-4', enabled: true, items: ['staff'] },
+      ],
+      'the lean listing a sync run compares with',
+    );
+    t.same(await store.listDirectoryMembers('directory:other'), []);
+    t.same(await store.getUser(local.id), local, 'the local user is exactly as it was');
+    await t.rejects(store.upsertDirectoryUsers('local' as DirectorySource, [dirUser('x', 'x')], { item: 'i', now: 1 }), InvalidInputError, 'a sync cannot write local users');
+    await t.rejects(store.upsertDirectoryUsers(corp, [dirUser('g-9', ' ')], { item: 'staff', now: 1 }), InvalidInputError, 'an empty name fails the call');
+    await t.rejects(store.removeDirectoryUsers('local' as DirectorySource, 'staff', [local.id], { onRemoved: 'delete', now: 1 }), InvalidInputError);
+  });
+
+  withStore('directory sync: a name held by a local user or another directory is a conflict; the rest commit; swaps within a batch work', async (t, { store }) => {
+    const alice = await store.createUser({ username: 'alice', upn: 'alice@corp.example', passwordHash: 'scrypt$x' });
+    await store.upsertDirectoryUsers('directory:other', [dirUser('o-1', 'olga')], { item: 'all', now: 1 });
+    const result = await store.upsertDirectoryUsers(
+      'directory:corp',
+      [dirUser('c-1', 'alice', { upn: 'alice2@corp.example' }), dirUser('c-2', 'olga'), dirUser('c-3', 'bob', { upn: 'alice@corp.example' }), dirUser('o-1', 'olga2'), dirUser('c-4', 'carl')],
+      { item: 'all', now: 2 },
+    );
+    t.equal(result.added, 1, 'only carl');
+    t.same(
+      result.conflicts.map((c) => c.externalId),
+      ['c-1', 'c-2', 'c-3', 'o-1'],
+    );
+    t.match(result.conflicts[0]?.message, /taken \(by local user alice\)/);
+    t.match(result.conflicts[1]?.message, /taken \(by olga of directory:other\)/);
+    t.match(result.conflicts[3]?.message, /id o-1 is held by olga of directory:other/);
+    t.same(await store.getUser(alice.id), alice, 'the local user is untouched');
+    t.equal((await store.getUser('o-1'))?.username, 'olga', "the other directory's user is untouched");
+
+    // Two users swap names in one batch: both renames go through.
+    await store.upsertDirectoryUsers('directory:corp', [dirUser('c-5', 'xena'), dirUser('c-6', 'yuri')], { item: 'all', now: 3 });
+    const swap = await store.upsertDirectoryUsers('directory:corp', [dirUser('c-5', 'tmp')], { item: 'all', now: 4 });
+    t.equal(swap.updated, 1);
+    const swapped = await store.upsertDirectoryUsers('directory:corp', [dirUser('c-6', 'xena'), dirUser('c-5', 'yuri')], { item: 'all', now: 5 });
+    t.same(swapped, { added: 0, updated: 2, disabled: 0, unchanged: 0, conflicts: [] }, 'the first row waits for the second');
+    t.equal((await store.findUser('xena'))?.id, 'c-6');
+
+    // A rename into a taken name keeps the user (and its membership) under its old name.
+    const blocked = await store.upsertDirectoryUsers('directory:corp', [dirUser('c-4', 'alice')], { item: 'all', now: 6 });
+    t.match(blocked.conflicts, [{ externalId: 'c-4', message: /kept as carl/ }]);
+    t.same((await store.listUsersBySource('directory:corp')).find((u) => u.id === 'c-4')?.items, ['all']);
+  });
+
+  withStore('directory sync: users gone from scope lose the item; left in none, disabled (tokens kept) or deleted (tokens too)', async (t, { store }) => {
+    const corp: DirectorySource = 'directory:corp';
+    const local = await store.createUser({ username: 'keeper' });
+    await store.upsertDirectoryUsers(corp, [dirUser('u1', 'u1'), dirUser('u2', 'u2'), dirUser('u3', 'u3'), dirUser('u4', 'u4', { enabled: false })], { item: 'staff', now: 1 });
+    await store.upsertDirectoryUsers(corp, [dirUser('u2', 'u2')], { item: 'vpn', now: 1 });
+    const tok1 = await store.addToken(tokenFor('u1'));
+    const tok3 = await store.addToken(tokenFor('u3'));
+
+    const dry = await store.removeDirectoryUsers(corp, 'staff', ['u1', 'u2', 'u3', 'u4', 'nobody', local.id], { onRemoved: 'disable', now: 5, dryRun: true });
+    t.same(dry, { disabled: 2, removed: 0, kept: 1 }, 'dry run: exact counts (u4 was disabled already)');
+    t.same((await store.listUsersBySource(corp)).map((u) => [u.id, u.enabled, u.items]), [
+      ['u1', true, ['staff']],
+      ['u2', true, ['staff', 'vpn']],
+      ['u3', true, ['staff']],
+      ['u4', false, ['staff']],
+    ], 'dry run: nothing changed');
+    t.same(
+      (await store.listDirectoryMembers(corp)).map((m) => [m.externalId, m.items]),
+      [
+        ['u1', ['staff']],
+        ['u2', ['staff', 'vpn']],
+        ['u3', ['staff']],
+        ['u4', ['staff']],
+      ],
+    );
+
+    t.same(await store.removeDirectoryUsers(corp, 'staff', ['u1', 'u2'], { onRemoved: 'disable', now: 5 }), { disabled: 1, removed: 0, kept: 1 });
+    t.match(await store.getUser('u1'), { enabled: false, syncedAt: 5 });
+    t.same((await store.listDirectoryMembers(corp)).find((m) => m.externalId === 'u1'), { externalId: 'u1', enabled: false, items: [] }, 'left every item');
+    t.equal((await store.getToken(tok1.id))?.userId, 'u1', 'a disabled user keeps its tokens');
+    t.match(await store.getUser('u2'), { enabled: true }, 'still in vpn');
+
+    t.same(await store.removeDirectoryUsers(corp, 'staff', ['u3'], { onRemoved: 'delete', now: 6 }), { disabled: 0, removed: 1, kept: 0 });
+    t.equal(await store.getUser('u3'), undefined);
+    t.equal(await store.getToken(tok3.id), undefined, 'a deleted user takes its tokens along');
+    t.same(await store.removeDirectoryUsers('directory:other', 'staff', ['u2'], { onRemoved: 'delete', now: 7 }), { disabled: 0, removed: 0, kept: 0 }, 'another source: nothing');
+    t.ok(await store.getUser(local.id), 'the local user is still there');
+
+    // Back in scope: enabled again by the next upsert.
+    t.same(await store.upsertDirectoryUsers(corp, [dirUser('u1', 'u1')], { item: 'staff', now: 8 }), { added: 0, updated: 1, disabled: 0, unchanged: 0, conflicts: [] });
+    t.match(await store.getUser('u1'), { enabled: true });
+  });
+
+  withStore('directory sync: a dry-run upsert counts exactly and changes nothing', async (t, { store }) => {
+    const corp: DirectorySource = 'directory:corp';
+    await store.upsertDirectoryUsers(corp, [dirUser('d1', 'd1')], { item: 'staff', now: 1 });
+    const before = await store.listUsersBySource(corp);
+    const marker = await store.changeMarker();
+    const dry = await store.upsertDirectoryUsers(corp, [dirUser('d1', 'd1', { email: 'new@corp.example' }), dirUser('d2', 'd2')], { item: 'staff', now: 2, dryRun: true });
+    t.same(dry, { added: 1, updated: 1, disabled: 0, unchanged: 0, conflicts: [] });
+    t.same(await store.listUsersBySource(corp), before);
+    t.not(marker, undefined);
+  });
+
+  withStore('directory sync: 20 000 users in pages of 1 000, one transaction each', async (t, { store }) => {
+    const corp: DirectorySource = 'directory:bulk';
+    const started = performance.now();
+    let added = 0;
+    for (let page = 0; page < 20; page++) {
+      const users = Array.from({ length: 1000 }, (_, i) => dirUser(`b-${page * 1000 + i}`, `bulk${page * 1000 + i}`));
+      added += (await store.upsertDirectoryUsers(corp, users, { item: 'all', now: 1 })).added;
+    }
+    const ms = performance.now() - started;
+    t.equal(added, 20_000);
+    t.equal((await store.listUsersBySource(corp)).length, 20_000);
+    t.comment(`20 000 directory users upserted in ${ms.toFixed(0)} ms`);
+  });
+
+  withStore('sync state and sync runs', async (t, { store }) => {
+    t.equal(await store.getSyncState('directory:corp', 'staff'), undefined);
+    const state = {
+      source: 'directory:corp' as const,
+      item: 'staff',
+      itemHash: 'h1',
+      server: 'CN=NTDS Settings,CN=DC1',
+      invocationId: '0f6e-…',
+      highestUsn: '18446744073709551615',
+      modifyTimestamp: null,
+      contextCsn: null,
+      lastFullAt: 10,
+      lastRunAt: 10,
+    };
+    await store.putSyncState(state);
+    t.same(await store.getSyncState('directory:corp', 'staff'), state, 'a 64-bit USN survives as text');
+    await store.putSyncState({ ...state, highestUsn: '20', lastRunAt: 20 });
+    t.match(await store.getSyncState('directory:corp', 'staff'), { highestUsn: '20', lastRunAt: 20, lastFullAt: 10 });
+    await t.rejects(store.putSyncState({ ...state, highestUsn: '-1' }), InvalidInputError);
+
+    const base = { source: 'directory:corp' as const, kind: 'full' as const, status: 'ok' as const, forced: false, seen: 5, added: 5, updated: 0, disabled: 0, removed: 0, unchanged: 0, errors: [] };
+    const r1 = await store.recordSyncRun({ ...base, item: 'staff', startedAt: 1, finishedAt: 2 });
+    const r2 = await store.recordSyncRun({ ...base, item: 'vpn', startedAt: 3, finishedAt: 4, status: 'refused', errors: ['would remove 5 of 5'] });
+    const r3 = await store.recordSyncRun({ ...base, source: 'directory:lab', item: 'staff', kind: 'delta', startedAt: 5, finishedAt: 6 });
+    t.ok(r1.id < r2.id && r2.id < r3.id);
+    t.match(r2, { item: 'vpn', status: 'refused', errors: ['would remove 5 of 5'], forced: false });
+    t.same((await store.listSyncRuns()).map((r) => r.id), [r3.id, r2.id, r1.id], 'newest first');
+    t.same((await store.listSyncRuns({ source: 'directory:corp' })).map((r) => r.id), [r2.id, r1.id]);
+    t.same((await store.listSyncRuns({ source: 'directory:corp', item: 'staff' })).map((r) => r.id), [r1.id]);
+    t.same((await store.listSyncRuns({ limit: 1 })).map((r) => r.id), [r3.id]);
+    await t.rejects(store.recordSyncRun({ ...base, item: 'x', startedAt: 1, finishedAt: 1, kind: 'partial' as 'full' }), InvalidInputError);
   });
 
   // --- tokens ------------------------------------------------------------------------------

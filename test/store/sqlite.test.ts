@@ -121,7 +121,8 @@ void t.test('migrations: recorded at open, idempotent, a newer schema refused', 
   raw.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(latestVersion(SQLITE_MIGRATIONS) + 1, 'from-the-future', Date.now());
   raw.close();
 
-  await t.rejects(openSqliteStore({ path }), { constructor: StoreError, message: /schema version 2, newer than this build of mfa-gateway knows \(1\)/ });
+  const known = latestVersion(SQLITE_MIGRATIONS);
+  await t.rejects(openSqliteStore({ path }), { constructor: StoreError, message: new RegExp(`schema version ${known + 1}, newer than this build of mfa-gateway knows \\(${known}\\)`) });
   await t.rejects(openSqliteStore({ path, readonly: true }), StoreError, 'read-only too');
 
   const foreign = join(dir, 'other.db');

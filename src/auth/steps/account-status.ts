@@ -5,7 +5,8 @@ import { Decision } from '../decision.js';
 export async function accountStatus(ctx: FlowContext): Promise<Decision | undefined> {
   const user = ctx.user;
   if (!user) return undefined;
-  if (!user.enabled) return Decision.reject('user_disabled');
+  // Disabled by the directory sync (the account is disabled there): the directory's reason.
+  if (!user.enabled) return Decision.reject(user.source === 'local' ? 'user_disabled' : 'account_disabled');
   if (user.blocked) return Decision.reject('user_blocked');
   if (ctx.config.lockout.max_failures > 0) {
     const lock = await ctx.deps.store.getLockout(user.id, ctx.now);

@@ -2,10 +2,12 @@ import { Decision } from '../decision.js';
 import type { FlowContext } from '../context.js';
 import { splitInlineFactor } from '../inline-factor.js';
 import { openState } from '../sealed-state.js';
+import { msChapV2Unsupported } from './first-factor.js';
 
 /**
  * Reads what the client sent in the light of its policy: either a fresh login (password with a
- * possible inline factor) or the answer to a challenge (a sealed State to open and check).
+ * possible inline factor, or an MS-CHAPv2 proof the policy's first factor must be able to check)
+ * or the answer to a challenge (a sealed State to open and check).
  */
 export function clientPolicy(ctx: FlowContext): Decision | undefined {
   const { attempt } = ctx;
@@ -15,9 +17,12 @@ export function clientPolicy(ctx: FlowContext): Decision | undefined {
     if (state.expiresAt <= ctx.now) return Decision.reject('challenge_expired');
     ctx.challenge = state;
     ctx.firstFactor = state.firstFactor;
-    ctx.firstFactorPassed = true;
+    ctx.firstFactorPassed = state.stage === 'second';
     return undefined;
   }
+  // Before the user lookup: the answer is the same whether the user exists or not.
+  const unsupported = msChapV2Unsupported(ctx);
+  if (unsupported !== undefined) return unsupported;
   const password = attempt.password ?? '';
   ctx.input = splitInlineFactor(password, ctx.client.inline_delimiter);
   if (ctx.policy.first_factor === 'none' && ctx.input.code === undefined && ctx.input.keyword === undefined) {

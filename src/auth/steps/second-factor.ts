@@ -1,31 +1,39 @@
 import { performance } from 'node:perf_hooks';
 import { checkOathCode } from '../../verify/oath.js';
 import type { FlowContext } from '../context.js';
-import { Decision } from '../decision.js';
+import { Decision, type AcceptReason } from '../decision.js';
 import { newNonce, sealState } from '../sealed-state.js';
+
+/** What a client that cannot show a challenge is told when an MS-CHAPv2 login needs a code. */
+export const MS_CHAP_V2_NO_CODE_MESSAGE = 'A one-time code cannot be used with MS-CHAPv2 on this VPN: use PAP with password,code';
 
 /**
  * Runs the second factor: an inline code, the answer to a challenge, or a new challenge when the
- * client can show one. Only methods the policy allows are used.
+ * client can show one. Only methods the policy allows are used. An MS-CHAPv2 login has no room
+ * for an inline code: the code comes through the challenge, or not at all.
  */
 export async function secondFactor(ctx: FlowContext): Promise<Decision | undefined> {
   const user = ctx.user;
-  if (!user) return Decision.reject('user_unknown');
+  if (!user) return ctx.unknownUserPass && ctx.firstFactorPassed ? accept(ctx, 'accepted_unknown_user') : Decision.reject('user_unknown');
   const started = performance.now();
   try {
     const { store, keys } = ctx.deps;
     const allowed = new Set<string>(ctx.policy.methods);
     const tokens = (await store.listTokens(user.id)).filter((t) => t.enabled && allowed.has(t.kind));
     ctx.tokens = tokens;
+    const answering = ctx.challenge?.stage === 'second' ? ctx.challenge : undefined;
     if (tokens.length === 0) {
-      if (ctx.challenge) return Decision.reject('not_enrolled');
-      return ctx.policy.unenrolled === 'allow' ? Decision.accept('accepted_unenrolled') : Decision.reject('not_enrolled');
+      if (answering) return Decision.reject('not_enrolled');
+      return ctx.policy.unenrolled === 'allow' ? accept(ctx, 'accepted_unenrolled') : Decision.reject('not_enrolled');
     }
 
-    if (ctx.challenge) {
+    if (answering) {
       // Claimed before the code is checked: one answer per challenge, right or wrong.
-      const fresh = await store.claimOnce('radius-state', ctx.challenge.nonce, ctx.challenge.expiresAt, ctx.now);
+      const fresh = await store.claimOnce('radius-state', answering.nonce, answering.expiresAt, ctx.now);
       if (!fresh) return Decision.reject('challenge_replayed');
+      const carried = ctx.firstFactorChallenges.take(answering.nonce);
+      if (carried?.replyAttributes !== undefined) ctx.replyAttributes = carried.replyAttributes;
+      if (carried?.mppeKeys !== undefined) ctx.mppeKeys = carried.mppeKeys;
       return await checkCode(ctx, ctx.attempt.response ?? '');
     }
 
@@ -33,15 +41,26 @@ export async function secondFactor(ctx: FlowContext): Promise<Decision | undefin
     if (input?.keyword !== undefined) return Decision.reject('method_not_allowed');
     if (input?.code !== undefined) return await checkCode(ctx, input.code);
 
-    if (!ctx.client.challenge) return Decision.reject('code_missing');
+    if (!ctx.client.challenge) return Decision.reject('code_missing', ctx.attempt.msChapV2 === undefined ? undefined : MS_CHAP_V2_NO_CODE_MESSAGE);
     const ttlMs = ctx.config.challenge.ttl_seconds * 1000;
+    const nonce = newNonce();
+    // The first factor's reply attributes and MPPE keys wait for the accept that answers this
+    // challenge (which encrypts the keys for its own request).
+    if (ctx.replyAttributes !== undefined || ctx.mppeKeys !== undefined) {
+      ctx.firstFactorChallenges.put(
+        nonce,
+        { ...(ctx.replyAttributes === undefined ? {} : { replyAttributes: ctx.replyAttributes }), ...(ctx.mppeKeys === undefined ? {} : { mppeKeys: ctx.mppeKeys }) },
+        ttlMs,
+      );
+    }
     const state = sealState(keys, {
-      nonce: newNonce(),
+      nonce,
       attemptId: ctx.attempt.id,
       userId: user.id,
       clientName: ctx.client.name,
       firstFactor: ctx.firstFactor ?? 'none',
       expiresAt: ctx.now + ttlMs,
+      stage: 'second',
     });
     ctx.method = tokens[0]?.kind ?? null;
     return Decision.challenge(state, ctx.config.challenge.prompt);
@@ -59,5 +78,10 @@ async function checkCode(ctx: FlowContext, code: string): Promise<Decision> {
   });
   if (!result.ok) return Decision.reject(result.reason);
   ctx.method = result.method;
-  return Decision.accept('accepted');
+  return accept(ctx, 'accepted');
+}
+
+/** An accept with the first factor's MPPE keys, when it issued any (its reply attributes are added by the flow). */
+function accept(ctx: FlowContext, reason: AcceptReason): Decision {
+  return ctx.mppeKeys === undefined ? Decision.accept(reason) : { kind: 'accept', reason, mppeKeys: ctx.mppeKeys };
 }

@@ -4,8 +4,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { MAX_ATTRIBUTE_VALUE_LENGTH, RadiusEncodeError } from './packet.js';
-import type { RadiusAttribute } from './packet.js';
-import { STANDARD_ATTRIBUTES, STANDARD_ATTRIBUTES_BY_NAME, VENDORS } from './dictionary/standard.js';
+import type { RadiusAttribute, RadiusPacket } from './packet.js';
+import { STANDARD_ATTRIBUTES, STANDARD_ATTRIBUTES_BY_NAME, VENDORS, VENDOR_ATTRIBUTES_BY_NAME } from './dictionary/standard.js';
 import type { AttributeDefinition } from './dictionary/standard.js';
 
 /** Standard attribute numbers; the names are the dictionary names in CamelCase. */
@@ -146,6 +146,34 @@ export const AttributeType = {
   StatefulIpv6AddressPool: 172,
 } as const;
 export type AttributeTypeNumber = (typeof AttributeType)[keyof typeof AttributeType];
+
+/** Vendor ids (IANA Private Enterprise Numbers) this codec has names for. */
+export const VendorId = {
+  Cisco: 9,
+  Microsoft: 311,
+  CiscoAsa: 3076,
+  Fortinet: 12356,
+  PaloAlto: 25461,
+} as const;
+
+/** Microsoft vendor attribute numbers (RFC 2548) the gateway itself reads or writes. */
+export const MicrosoftAttributeType = {
+  MsChapResponse: 1,
+  MsChapError: 2,
+  MsMppeEncryptionPolicy: 7,
+  MsMppeEncryptionTypes: 8,
+  MsChapChallenge: 11,
+  MsChapMppeKeys: 12,
+  MsMppeSendKey: 16,
+  MsMppeRecvKey: 17,
+  MsChap2Response: 25,
+  MsChap2Success: 26,
+} as const;
+
+/** RFC 2548 §2.3.2: MS-CHAP-Challenge of an MS-CHAPv2 login, the NAS's authenticator challenge. */
+export const MS_CHAP_CHALLENGE_LENGTH = 16;
+/** RFC 2548 §2.3.2: MS-CHAP2-Response is Ident, Flags, Peer-Challenge (16), Reserved (8), Response (24). */
+export const MS_CHAP2_RESPONSE_LENGTH = 50;
 
 // ---------------------------------------------------------------------------------------------
 // Builders. Each returns an attribute whose value is a fresh buffer, and throws RadiusEncodeError
@@ -292,6 +320,29 @@ export function readVendorSpecific(value: Buffer): VendorSpecific | undefined {
   return { vendorId: value.readUInt32BE(0), data, attributes };
 }
 
+/** A sub-attribute of a Vendor-Specific attribute: the vendor, its type and value octets. */
+export interface VendorAttribute {
+  readonly vendorId: number;
+  readonly type: number;
+  readonly value: Buffer;
+}
+
+/**
+ * Every sub-attribute of `vendorId` (optionally only of `type`) in the Vendor-Specific attributes
+ * of a packet, in order. Vendor-Specific attributes that do not follow the RFC 2865 §5.26 layout
+ * are skipped: their contents cannot be told apart.
+ */
+export function getVendorAttributes(p: Pick<RadiusPacket, 'attributes'>, vendorId: number, type?: number): VendorAttribute[] {
+  const out: VendorAttribute[] = [];
+  for (const a of p.attributes) {
+    if (a.type !== AttributeType.VendorSpecific) continue;
+    const vsa = readVendorSpecific(a.value);
+    if (vsa?.vendorId !== vendorId || vsa.attributes === undefined) continue;
+    for (const sub of vsa.attributes) if (type === undefined || sub.type === type) out.push({ vendorId, type: sub.type, value: sub.value });
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Formatting: radclient-like `Name = value`, for the CLI and debug logs.
 
@@ -424,22 +475,41 @@ function isInvisibleFormatting(cp: number): boolean {
 
 // ---------------------------------------------------------------------------------------------
 // Parsing `Name = value` (config files, the CLI): the inverse of formatting for the standard
-// dictionary. Tagged attributes take the tag as `Name:tag`.
+// dictionary and the named vendor attributes. Tagged attributes take the tag as `Name:tag`.
 
 /**
- * Builds a standard attribute from its dictionary name and a value as formatAttribute prints it:
- * text unquoted or double-quoted; integers in decimal or by value name; addresses; dates as ISO
- * 8601 or seconds; octets as 0x-hex. Throws RadiusEncodeError naming what is wrong.
+ * Builds an attribute from its dictionary name and a value as formatAttribute prints it: text
+ * unquoted or double-quoted; integers in decimal or by value name; addresses; dates as ISO 8601
+ * or seconds; octets as 0x-hex. A vendor attribute's name (`Fortinet-Group-Name`) gives a
+ * Vendor-Specific attribute holding that one sub-attribute. Throws RadiusEncodeError naming what
+ * is wrong.
  */
 export function parseAttribute(name: string, value: string): RadiusAttribute {
   const match = /^([A-Za-z0-9.-]+)(?::(\d{1,2}))?$/.exec(name.trim());
-  const def = match ? STANDARD_ATTRIBUTES_BY_NAME.get(match[1] as string) : undefined;
-  if (!match || !def) throw new RadiusEncodeError(`unknown attribute ${JSON.stringify(name)}`);
+  const bare = match?.[1];
+  const def = bare === undefined ? undefined : STANDARD_ATTRIBUTES_BY_NAME.get(bare);
+  const vendor = bare === undefined || def !== undefined ? undefined : VENDOR_ATTRIBUTES_BY_NAME.get(bare);
+  if (!match || (!def && !vendor)) throw new RadiusEncodeError(`unknown attribute ${JSON.stringify(name)}`);
   const tag = match[2] === undefined ? undefined : Number(match[2]);
+  if (vendor) {
+    const body = parseValue(vendor.attribute, value, tag);
+    // RFC 8044 §3.4, §3.5: empty values must not be sent (make() checks this for the standard ones).
+    if (body.length === 0) throw new RadiusEncodeError(`${vendor.attribute.name}: empty values must not be sent`);
+    return attr.vendorSpecific(vendor.vendor.id, vendor.attribute.type, body);
+  }
+  const standard = def as AttributeDefinition;
+  if (standard.valueType === 'vsa' || standard.type === AttributeType.MessageAuthenticator) {
+    throw new RadiusEncodeError(`${standard.name} cannot be given as text; it is built by the codec`);
+  }
+  return make(standard.type, parseValue(standard, value, tag));
+}
+
+/** The value octets of `def` from its text form (with the RFC 2868 tag octet where one belongs). */
+function parseValue(def: AttributeDefinition, value: string, tag: number | undefined): Buffer {
   if (tag !== undefined && (!def.tagged || tag < 1 || tag > 0x1f)) {
     throw new RadiusEncodeError(`${def.name}: a tag (1..31) is only allowed on tagged attributes (RFC 2868)`);
   }
-  if (def.sensitive || def.valueType === 'vsa' || def.type === AttributeType.MessageAuthenticator) {
+  if (def.sensitive || def.valueType === 'vsa') {
     throw new RadiusEncodeError(`${def.name} cannot be given as text; it is built by the codec`);
   }
   const v = value.trim();
@@ -452,10 +522,10 @@ export function parseAttribute(name: string, value: string): RadiusAttribute {
       const s = v.startsWith('"') ? unquote(v) : v;
       if (s === undefined) return bad('a properly quoted string');
       const b = Buffer.from(s, 'utf8');
-      if (!def.tagged) return make(def.type, b);
+      if (!def.tagged) return b;
       // RFC 2868 §3: a first octet <= 0x1F is read as a tag, so untagged text starting with one needs tag 0.
       const needsTag = tag !== undefined || (b[0] !== undefined && b[0] <= 0x1f);
-      return make(def.type, needsTag ? Buffer.concat([Buffer.of(tag ?? 0), b]) : b);
+      return needsTag ? Buffer.concat([Buffer.of(tag ?? 0), b]) : b;
     }
     case 'integer': {
       let n: number | undefined = /^\d{1,10}$/.test(v) ? Number(v) : undefined;
@@ -467,36 +537,43 @@ export function parseAttribute(name: string, value: string): RadiusAttribute {
         if (n > 0xffffff) return bad('a 24-bit number');
         b[0] = tag ?? 0;
       }
-      return make(def.type, b);
+      return b;
     }
     case 'date': {
       const seconds = /^\d{1,10}$/.test(v) ? Number(v) : Date.parse(v) / 1000;
       if (!Number.isFinite(seconds)) return bad('a date');
-      return make(def.type, uint32(Math.floor(seconds), def.name));
+      return uint32(Math.floor(seconds), def.name);
     }
     case 'ipaddr':
-      return make(def.type, parseIpv4(v) ?? bad('an IPv4 address'));
+      return parseIpv4(v) ?? bad('an IPv4 address');
     case 'ipv6addr':
-      return make(def.type, parseIpv6(v) ?? bad('an IPv6 address'));
+      return parseIpv6(v) ?? bad('an IPv6 address');
     case 'ipv6prefix': {
       const [address, bits] = v.split('/');
       const a = address === undefined ? undefined : parseIpv6(address);
       const n = bits !== undefined && /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
       if (!a || !(n >= 0 && n <= 128)) return bad('an IPv6 prefix');
-      return make(def.type, Buffer.concat([Buffer.of(0, n), a.subarray(0, Math.ceil(n / 8))]));
+      return Buffer.concat([Buffer.of(0, n), a.subarray(0, Math.ceil(n / 8))]);
     }
     case 'ifid': {
       const h = v.replaceAll(':', '');
       if (!/^[0-9a-fA-F]{16}$/.test(h)) return bad('an interface id');
-      return make(def.type, Buffer.from(h, 'hex'));
+      return Buffer.from(h, 'hex');
     }
     case 'octets': {
-      if (/^0x([0-9a-fA-F]{2})*$/.test(v)) return make(def.type, Buffer.from(v.slice(2), 'hex'));
+      if (/^0x([0-9a-fA-F]{2})*$/.test(v)) return Buffer.from(v.slice(2), 'hex');
       const s = v.startsWith('"') ? unquote(v) : v;
       if (s === undefined) return bad('0x-hex or a string');
-      return make(def.type, Buffer.from(s, 'utf8'));
+      return Buffer.from(s, 'utf8');
     }
   }
+}
+
+/** The dictionary entry behind an attribute name as parseAttribute takes it (`Tunnel-Type:1`, `Fortinet-Group-Name`), if any. */
+export function attributeDefinition(name: string): AttributeDefinition | undefined {
+  const bare = /^([A-Za-z0-9.-]+)(?::\d{1,2})?$/.exec(name.trim())?.[1];
+  if (bare === undefined) return undefined;
+  return STANDARD_ATTRIBUTES_BY_NAME.get(bare) ?? VENDOR_ATTRIBUTES_BY_NAME.get(bare)?.attribute;
 }
 
 function unquote(v: string): string | undefined {

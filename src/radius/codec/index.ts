@@ -19,10 +19,15 @@ export type { CodeNumber, DecodeFailure, PacketFields, RadiusAttribute, RadiusPa
 
 export {
   AttributeType,
+  MS_CHAP2_RESPONSE_LENGTH,
+  MS_CHAP_CHALLENGE_LENGTH,
+  MicrosoftAttributeType,
+  VendorId,
   attr,
   formatAttribute,
   formatAttributes,
   formatIpv6,
+  getVendorAttributes,
   parseAttribute,
   parseIpv4,
   parseIpv6,
@@ -36,9 +41,11 @@ export {
   readTextStrict,
   readVendorSpecific,
 } from './attributes.js';
-export type { AttributeTypeNumber, FormattedAttribute, VendorSpecific } from './attributes.js';
+export type { AttributeTypeNumber, FormattedAttribute, VendorAttribute, VendorSpecific } from './attributes.js';
 
 export { MAX_PASSWORD_LENGTH, hidePassword, unhidePassword } from './user-password.js';
+
+export { MAX_MPPE_KEY_LENGTH, MPPE_SALT_LENGTH, decryptMppeKey, encryptMppeKey, newMppeSalts } from './mppe.js';
 
 export {
   MESSAGE_AUTHENTICATOR_LENGTH,

@@ -147,4 +147,59 @@ CREATE TABLE accounting (
 CREATE INDEX accounting_received_at ON accounting (received_at);
 `,
   },
+  {
+    version: 2,
+    name: 'directory-sync',
+    sql: `
+-- Directory sync: a synced user is matched on (source, external_id): objectGUID on AD, entryUUID
+-- on OpenLDAP. Local users keep external_id NULL (NULLs never collide in a UNIQUE index, in
+-- SQLite as in PostgreSQL).
+ALTER TABLE users ADD COLUMN external_id TEXT;
+CREATE UNIQUE INDEX users_source_external_id ON users (source, external_id);
+
+-- Which sync items (of the user's own directory) hold the user in scope. A user left in none is
+-- disabled or deleted, as the directory's on_removed says.
+CREATE TABLE sync_memberships (
+  user_id     TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  item        TEXT    NOT NULL,
+  since       BIGINT  NOT NULL,
+  PRIMARY KEY (user_id, item)
+);
+
+-- Where the next delta of each (directory, item) starts.
+CREATE TABLE sync_state (
+  source            TEXT    NOT NULL,
+  item              TEXT    NOT NULL,
+  item_hash         TEXT    NOT NULL,
+  server            TEXT,
+  invocation_id     TEXT,
+  highest_usn       TEXT,
+  modify_timestamp  TEXT,
+  context_csn       TEXT,
+  last_full_at      BIGINT,
+  last_run_at       BIGINT  NOT NULL,
+  PRIMARY KEY (source, item)
+);
+
+-- One row per item per run (→ id BIGINT GENERATED ALWAYS AS IDENTITY).
+CREATE TABLE sync_runs (
+  id           INTEGER NOT NULL PRIMARY KEY,
+  source       TEXT    NOT NULL,
+  item         TEXT    NOT NULL,
+  kind         TEXT    NOT NULL CHECK (kind IN ('full', 'delta')),
+  status       TEXT    NOT NULL CHECK (status IN ('ok', 'failed', 'refused')),
+  forced       INTEGER NOT NULL CHECK (forced IN (0, 1)),
+  started_at   BIGINT  NOT NULL,
+  finished_at  BIGINT  NOT NULL,
+  seen         INTEGER NOT NULL,
+  added        INTEGER NOT NULL,
+  updated      INTEGER NOT NULL,
+  disabled     INTEGER NOT NULL,
+  removed      INTEGER NOT NULL,
+  unchanged    INTEGER NOT NULL,
+  errors       TEXT    NOT NULL
+);
+CREATE INDEX sync_runs_source_item ON sync_runs (source, item, id);
+`,
+  },
 ];

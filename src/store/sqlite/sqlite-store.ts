@@ -22,11 +22,24 @@ import type {
   AuditQuery,
   AuditRecord,
   AuditVerifyResult,
+  DirectoryConflict,
+  DirectoryMember,
+  DirectoryRemoveOptions,
+  DirectoryRemoveResult,
+  DirectorySource,
+  DirectoryUpsertResult,
+  DirectoryUserData,
+  DirectoryWriteOptions,
   LockoutState,
   NewOathToken,
+  NewSyncRun,
   NewUser,
   OathToken,
   Store,
+  SyncedUser,
+  SyncRun,
+  SyncRunQuery,
+  SyncState,
   User,
   UserPatch,
 } from '../store.js';
@@ -159,6 +172,8 @@ interface UserRow {
   created_at: number;
   updated_at: number;
   synced_at: number | null;
+  /** Added by migration 2; NULL for local users. */
+  external_id: string | null;
 }
 
 function toUser(r: UserRow): User {
@@ -354,9 +369,180 @@ function statements(db: Database.Database) {
 
 type Statements = ReturnType<typeof statements>;
 
+// --- directory sync: rows, checks and statements -----------------------------------------------
+
+function directorySource(v: unknown): DirectorySource {
+  if (typeof v === 'string' && /^directory:.+/.test(v)) return v as DirectorySource;
+  invalid(`source must be 'directory:<name>' (a sync never touches local users)`);
+}
+
+function itemName(v: unknown): string {
+  const s = nonEmpty('item', v);
+  if (s.length > 128) invalid('item is too long');
+  return s;
+}
+
+interface SyncStateRow {
+  source: string;
+  item: string;
+  item_hash: string;
+  server: string | null;
+  invocation_id: string | null;
+  highest_usn: string | null;
+  modify_timestamp: string | null;
+  context_csn: string | null;
+  last_full_at: number | null;
+  last_run_at: number;
+}
+
+function toSyncState(r: SyncStateRow): SyncState {
+  return {
+    source: r.source as DirectorySource,
+    item: r.item,
+    itemHash: r.item_hash,
+    server: r.server,
+    invocationId: r.invocation_id,
+    highestUsn: r.highest_usn,
+    modifyTimestamp: r.modify_timestamp,
+    contextCsn: r.context_csn,
+    lastFullAt: r.last_full_at,
+    lastRunAt: r.last_run_at,
+  };
+}
+
+interface SyncRunRow {
+  id: number;
+  source: string;
+  item: string;
+  kind: string;
+  status: string;
+  forced: number;
+  started_at: number;
+  finished_at: number;
+  seen: number;
+  added: number;
+  updated: number;
+  disabled: number;
+  removed: number;
+  unchanged: number;
+  errors: string;
+}
+
+function toSyncRun(r: SyncRunRow): SyncRun {
+  let errors: string[] = [];
+  try {
+    const parsed: unknown = JSON.parse(r.errors);
+    if (Array.isArray(parsed)) errors = parsed.map(String);
+  } catch {
+    errors = [r.errors];
+  }
+  return {
+    id: r.id,
+    source: r.source as DirectorySource,
+    item: r.item,
+    kind: r.kind as SyncRun['kind'],
+    status: r.status as SyncRun['status'],
+    forced: r.forced === 1,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    seen: r.seen,
+    added: r.added,
+    updated: r.updated,
+    disabled: r.disabled,
+    removed: r.removed,
+    unchanged: r.unchanged,
+    errors,
+  };
+}
+
+/** The columns a sync writes; blocked, password_hash, tokens and lockout state are never its business. */
+type DirectoryValues = Omit<UserValues, 'blocked' | 'password_hash'> & { external_id: string };
+
+function directoryValues(src: DirectorySource, u: DirectoryUserData): DirectoryValues {
+  if (typeof u !== 'object' || u === null) invalid('a directory user must be an object');
+  const externalId = nonEmpty('externalId', u.externalId);
+  const { blocked: _blocked, password_hash: _hash, ...v } = userValues(externalId, {
+    username: u.username,
+    upn: u.upn,
+    firstName: u.firstName,
+    lastName: u.lastName,
+    email: u.email,
+    phone: u.phone,
+    mobile: u.mobile,
+    defaultMethod: u.defaultMethod,
+    language: u.language,
+    enabled: u.enabled,
+    source: src,
+  });
+  return { ...v, external_id: externalId };
+}
+
+const SYNCED_FIELDS = ['username', 'upn', 'first_name', 'last_name', 'email', 'phone', 'mobile', 'default_method', 'language', 'enabled'] as const;
+
+function sameSyncedValues(row: UserRow, v: DirectoryValues): boolean {
+  return SYNCED_FIELDS.every((f) => row[f] === v[f]);
+}
+
+/** Thrown inside a dry run's transaction so that better-sqlite3 rolls it back. */
+class DryRunRollback extends Error {}
+
+function syncStatements(db: Database.Database) {
+  const cols = 'id, username, username_key, upn, upn_key, first_name, last_name, email, phone, mobile, default_method, language, enabled, source, external_id';
+  return {
+    userBySourceExt: db.prepare<[{ source: string; ext: string }], UserRow>('SELECT * FROM users WHERE source = @source AND external_id = @ext'),
+    usersOfSource: db.prepare<[string], UserRow>('SELECT * FROM users WHERE source = ? ORDER BY username_key, id'),
+    membershipsOfSource: db.prepare<[string], { user_id: string; item: string }>(
+      'SELECT m.user_id, m.item FROM sync_memberships m JOIN users u ON u.id = m.user_id WHERE u.source = ? ORDER BY m.item',
+    ),
+    // In index order (source, external_id): no sort, one row per membership, raw arrays (no objects per row).
+    membersOfSource: db
+      .prepare<[string], [string, number, string | null]>(
+        `SELECT u.external_id, u.enabled, m.item FROM users u LEFT JOIN sync_memberships m ON m.user_id = u.id
+         WHERE u.source = ? AND u.external_id IS NOT NULL ORDER BY u.external_id, m.item`,
+      )
+      .raw(),
+    insert: db.prepare<[DirectoryValues & { blocked: number; created_at: number; updated_at: number; synced_at: number }]>(
+      `INSERT INTO users (${cols}, blocked, created_at, updated_at, synced_at) VALUES (${cols
+        .split(', ')
+        .map((c) => `@${c}`)
+        .join(', ')}, @blocked, @created_at, @updated_at, @synced_at)`,
+    ),
+    update: db.prepare<[DirectoryValues & { updated_at: number; synced_at: number }]>(
+      `UPDATE users SET ${cols
+        .split(', ')
+        .filter((c) => c !== 'id' && c !== 'source' && c !== 'external_id')
+        .map((c) => `${c} = @${c}`)
+        .join(', ')}, updated_at = @updated_at, synced_at = @synced_at WHERE id = @id AND source = @source`,
+    ),
+    touch: db.prepare<[{ id: string; synced_at: number }]>('UPDATE users SET synced_at = @synced_at WHERE id = @id'),
+    disable: db.prepare<[{ id: string; now: number }]>('UPDATE users SET enabled = 0, updated_at = MAX(updated_at, @now), synced_at = @now WHERE id = @id'),
+    membershipAdd: db.prepare<[{ user_id: string; item: string; since: number }]>(
+      'INSERT INTO sync_memberships (user_id, item, since) VALUES (@user_id, @item, @since) ON CONFLICT (user_id, item) DO NOTHING',
+    ),
+    membershipDelete: db.prepare<[{ user_id: string; item: string }]>('DELETE FROM sync_memberships WHERE user_id = @user_id AND item = @item'),
+    membershipCount: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM sync_memberships WHERE user_id = ?'),
+    stateGet: db.prepare<[{ source: string; item: string }], SyncStateRow>('SELECT * FROM sync_state WHERE source = @source AND item = @item'),
+    statePut: db.prepare<[SyncStateRow]>(
+      `INSERT INTO sync_state (source, item, item_hash, server, invocation_id, highest_usn, modify_timestamp, context_csn, last_full_at, last_run_at)
+       VALUES (@source, @item, @item_hash, @server, @invocation_id, @highest_usn, @modify_timestamp, @context_csn, @last_full_at, @last_run_at)
+       ON CONFLICT (source, item) DO UPDATE SET item_hash = excluded.item_hash, server = excluded.server, invocation_id = excluded.invocation_id,
+         highest_usn = excluded.highest_usn, modify_timestamp = excluded.modify_timestamp, context_csn = excluded.context_csn,
+         last_full_at = excluded.last_full_at, last_run_at = excluded.last_run_at`,
+    ),
+    runInsert: db.prepare<[Omit<SyncRunRow, 'id'>]>(
+      `INSERT INTO sync_runs (source, item, kind, status, forced, started_at, finished_at, seen, added, updated, disabled, removed, unchanged, errors)
+       VALUES (@source, @item, @kind, @status, @forced, @started_at, @finished_at, @seen, @added, @updated, @disabled, @removed, @unchanged, @errors)`,
+    ),
+    runById: db.prepare<[number | bigint], SyncRunRow>('SELECT * FROM sync_runs WHERE id = ?'),
+  };
+}
+
+type SyncStatements = ReturnType<typeof syncStatements>;
+
 class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
   private readonly st: Statements;
+  private readonly sy: SyncStatements;
   private closed = false;
   /** Incremented by every write of this connection; half of changeMarker. */
   private ownWrites = 0;
@@ -379,6 +565,7 @@ class SqliteStore implements Store {
     private readonly log: Logger,
   ) {
     this.st = statements(db);
+    this.sy = syncStatements(db);
   }
 
   // --- plumbing ------------------------------------------------------------------------------
@@ -532,6 +719,228 @@ class SqliteStore implements Store {
     return this.op('deleteUser', true, () => {
       // Tokens and lockout state go with it (ON DELETE CASCADE); audit records stay.
       if (this.st.userDelete.run(text('id', id)).changes === 0) throw new NotFoundError(`no user with id ${id}`);
+    });
+  }
+
+  // --- directory sync ------------------------------------------------------------------------
+
+  /** Runs `work` in one IMMEDIATE transaction; a dry run computes the same result, then rolls back. */
+  private syncTransaction<T>(work: () => T, dryRun: boolean): T {
+    if (!dryRun) return this.db.transaction(work).immediate();
+    let result: T | undefined;
+    try {
+      this.db
+        .transaction(() => {
+          result = work();
+          throw new DryRunRollback();
+        })
+        .immediate();
+    } catch (err) {
+      if (!(err instanceof DryRunRollback)) throw err;
+    }
+    return result as T;
+  }
+
+  private holderOf(row: UserRow): string {
+    return row.source === 'local' ? `local user ${row.username}` : `${row.username} of ${row.source}`;
+  }
+
+  private nameTaken(holder: UserRow, v: DirectoryValues): string {
+    if (holder.username_key === v.username_key || holder.upn_key === v.username_key) {
+      return `the user name ${JSON.stringify(v.username)} is taken (by ${this.holderOf(holder)})`;
+    }
+    return `the UPN ${JSON.stringify(v.upn)} is taken (by ${this.holderOf(holder)})`;
+  }
+
+  upsertDirectoryUsers(source: DirectorySource, users: readonly DirectoryUserData[], opts: DirectoryWriteOptions): Promise<DirectoryUpsertResult> {
+    return this.op('upsertDirectoryUsers', true, () => {
+      const src = directorySource(source);
+      const list: unknown = users;
+      if (!Array.isArray(list)) invalid('users must be a list');
+      if (typeof opts !== 'object' || opts === null) invalid('options must be an object');
+      const item = itemName(opts.item);
+      const now = time('now', opts.now);
+      const dryRun = bool('dryRun', opts.dryRun, false);
+      // Checked before the transaction: a malformed entry fails the call, not half of it.
+      const values = users.map((u) => directoryValues(src, u));
+      return this.syncTransaction((): DirectoryUpsertResult => {
+        let added = 0;
+        let updated = 0;
+        let disabled = 0;
+        let unchanged = 0;
+        const conflicts: DirectoryConflict[] = [];
+        const wall = Date.now();
+        /** false: a name conflict that a later row of this batch may clear (a swap of names); retried once. */
+        const one = (v: DirectoryValues, last: boolean): boolean => {
+          const existing = this.sy.userBySourceExt.get({ source: src, ext: v.external_id });
+          if (existing !== undefined) {
+            const taken = this.st.userUpdateConflict.get({ id: existing.id, u: v.username_key, p: v.upn_key });
+            if (taken !== undefined) {
+              if (!last) return false;
+              conflicts.push({ externalId: v.external_id, username: v.username, message: `${this.nameTaken(taken, v)}; kept as ${existing.username}` });
+            } else if (sameSyncedValues(existing, v)) {
+              this.sy.touch.run({ id: existing.id, synced_at: now });
+              unchanged++;
+            } else {
+              this.sy.update.run({ ...v, id: existing.id, updated_at: Math.max(wall, existing.updated_at), synced_at: now });
+              if (existing.enabled === 1 && v.enabled === 0) disabled++;
+              else updated++;
+            }
+            // In scope, even when its new name could not be taken: it must not count as gone.
+            this.sy.membershipAdd.run({ user_id: existing.id, item, since: now });
+            return true;
+          }
+          const taken = this.st.userCreateConflict.get({ id: v.id, u: v.username_key, p: v.upn_key });
+          if (taken !== undefined) {
+            if (!last) return false;
+            const message = taken.id === v.id ? `the id ${v.id} is held by ${this.holderOf(taken)}` : this.nameTaken(taken, v);
+            conflicts.push({ externalId: v.external_id, username: v.username, message });
+            return true;
+          }
+          this.sy.insert.run({ ...v, blocked: 0, created_at: wall, updated_at: wall, synced_at: now });
+          this.sy.membershipAdd.run({ user_id: v.id, item, since: now });
+          added++;
+          return true;
+        };
+        const retry = values.filter((v) => !one(v, false));
+        for (const v of retry) one(v, true);
+        return { added, updated, disabled, unchanged, conflicts };
+      }, dryRun);
+    });
+  }
+
+  listUsersBySource(source: DirectorySource): Promise<SyncedUser[]> {
+    return this.op('listUsersBySource', false, () => {
+      const src = directorySource(source);
+      const items = new Map<string, string[]>();
+      for (const m of this.sy.membershipsOfSource.all(src)) {
+        const list = items.get(m.user_id);
+        if (list === undefined) items.set(m.user_id, [m.item]);
+        else list.push(m.item);
+      }
+      return this.sy.usersOfSource.all(src).map((r) => ({ ...toUser(r), externalId: r.external_id, items: items.get(r.id) ?? [] }));
+    });
+  }
+
+  listDirectoryMembers(source: DirectorySource): Promise<DirectoryMember[]> {
+    return this.op('listDirectoryMembers', false, () => {
+      const out: Array<{ externalId: string; enabled: boolean; items: string[] }> = [];
+      let last: { externalId: string; enabled: boolean; items: string[] } | undefined;
+      for (const [ext, enabled, item] of this.sy.membersOfSource.all(directorySource(source))) {
+        if (last?.externalId !== ext) {
+          last = { externalId: ext, enabled: enabled === 1, items: [] };
+          out.push(last);
+        }
+        if (item !== null) last.items.push(item);
+      }
+      return out;
+    });
+  }
+
+  removeDirectoryUsers(source: DirectorySource, item: string, externalIds: readonly string[], opts: DirectoryRemoveOptions): Promise<DirectoryRemoveResult> {
+    return this.op('removeDirectoryUsers', true, () => {
+      const src = directorySource(source);
+      const name = itemName(item);
+      const list: unknown = externalIds;
+      if (!Array.isArray(list)) invalid('externalIds must be a list');
+      const ids = externalIds.map((x) => nonEmpty('externalId', x));
+      if (typeof opts !== 'object' || opts === null) invalid('options must be an object');
+      if (opts.onRemoved !== 'disable' && opts.onRemoved !== 'delete') invalid(`onRemoved must be 'disable' or 'delete'`);
+      const now = time('now', opts.now);
+      const dryRun = bool('dryRun', opts.dryRun, false);
+      return this.syncTransaction((): DirectoryRemoveResult => {
+        let disabled = 0;
+        let removed = 0;
+        let kept = 0;
+        for (const ext of new Set(ids)) {
+          const row = this.sy.userBySourceExt.get({ source: src, ext });
+          if (row === undefined) continue;
+          const had = this.sy.membershipDelete.run({ user_id: row.id, item: name }).changes > 0;
+          if ((this.sy.membershipCount.get(row.id)?.n ?? 0) > 0) {
+            if (had) kept++;
+            continue;
+          }
+          if (opts.onRemoved === 'delete') {
+            // Its tokens and lockout state go with it (ON DELETE CASCADE); audit records stay.
+            this.st.userDelete.run(row.id);
+            removed++;
+          } else if (row.enabled === 1) {
+            this.sy.disable.run({ id: row.id, now });
+            disabled++;
+          }
+        }
+        return { disabled, removed, kept };
+      }, dryRun);
+    });
+  }
+
+  getSyncState(source: DirectorySource, item: string): Promise<SyncState | undefined> {
+    return this.op('getSyncState', false, () => {
+      const row = this.sy.stateGet.get({ source: directorySource(source), item: itemName(item) });
+      return row === undefined ? undefined : toSyncState(row);
+    });
+  }
+
+  putSyncState(state: SyncState): Promise<void> {
+    return this.op('putSyncState', true, () => {
+      if (typeof state !== 'object' || state === null) invalid('state must be an object');
+      const opt = (field: string, v: unknown): number | null => (v === null || v === undefined ? null : time(field, v));
+      this.sy.statePut.run({
+        source: directorySource(state.source),
+        item: itemName(state.item),
+        item_hash: nonEmpty('itemHash', state.itemHash),
+        server: optText('server', state.server),
+        invocation_id: optText('invocationId', state.invocationId),
+        highest_usn: state.highestUsn === null || state.highestUsn === undefined ? null : /^\d{1,20}$/.test(state.highestUsn) ? state.highestUsn : invalid('highestUsn must be a decimal number'),
+        modify_timestamp: optText('modifyTimestamp', state.modifyTimestamp),
+        context_csn: optText('contextCsn', state.contextCsn),
+        last_full_at: opt('lastFullAt', state.lastFullAt),
+        last_run_at: time('lastRunAt', state.lastRunAt),
+      });
+    });
+  }
+
+  recordSyncRun(run: NewSyncRun): Promise<SyncRun> {
+    return this.op('recordSyncRun', true, () => {
+      if (typeof run !== 'object' || run === null) invalid('run must be an object');
+      if (run.kind !== 'full' && run.kind !== 'delta') invalid(`kind must be 'full' or 'delta'`);
+      if (run.status !== 'ok' && run.status !== 'failed' && run.status !== 'refused') invalid(`status must be 'ok', 'failed' or 'refused'`);
+      if (!Array.isArray(run.errors) || run.errors.some((e) => typeof e !== 'string')) invalid('errors must be a list of strings');
+      const count = (field: string, v: unknown): number => int(field, v, 0);
+      const info = this.sy.runInsert.run({
+        source: directorySource(run.source),
+        item: itemName(run.item),
+        kind: run.kind,
+        status: run.status,
+        forced: bool('forced', run.forced, false) ? 1 : 0,
+        started_at: time('startedAt', run.startedAt),
+        finished_at: time('finishedAt', run.finishedAt),
+        seen: count('seen', run.seen),
+        added: count('added', run.added),
+        updated: count('updated', run.updated),
+        disabled: count('disabled', run.disabled),
+        removed: count('removed', run.removed),
+        unchanged: count('unchanged', run.unchanged),
+        errors: JSON.stringify(run.errors.map(storableText)),
+      });
+      return toSyncRun(this.sy.runById.get(info.lastInsertRowid)!);
+    });
+  }
+
+  listSyncRuns(query: SyncRunQuery = {}): Promise<SyncRun[]> {
+    return this.op('listSyncRuns', false, () => {
+      const where: string[] = [];
+      const params: Record<string, unknown> = { limit: int('limit', query.limit ?? 50, 1, 100_000) };
+      if (query.source !== undefined) {
+        where.push('source = @source');
+        params.source = directorySource(query.source);
+      }
+      if (query.item !== undefined) {
+        where.push('item = @item');
+        params.item = itemName(query.item);
+      }
+      const sql = `SELECT * FROM sync_runs${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
+      return this.db.prepare<[Record<string, unknown>], SyncRunRow>(sql).all(params).map(toSyncRun);
     });
   }
 

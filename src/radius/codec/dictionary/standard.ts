@@ -5,8 +5,9 @@
  *
  * Sources: RFC 2865 §5, RFC 2866 §5, RFC 2867, RFC 2868 §3, RFC 2869 §5, RFC 3162 §2, RFC 3576/5176
  * (Error-Cause), RFC 3579 §3, RFC 3580, RFC 4072, RFC 4372, RFC 4603, RFC 4675, RFC 4818, RFC 4849,
- * RFC 5090, RFC 5580, RFC 5607, RFC 6911; vendor 311 from RFC 2548.
+ * RFC 5090, RFC 5580, RFC 5607, RFC 6911; vendor 311 from RFC 2548; the other vendors in vendors.ts.
  */
+import { EXTRA_VENDORS } from './vendors.js';
 
 export type ValueType =
   /** UTF-8 text (RFC 8044 §3.4). */
@@ -45,8 +46,8 @@ export interface VendorDefinition {
   readonly attributes: ReadonlyMap<number, AttributeDefinition>;
 }
 
-type Flag = 'tagged' | 'sensitive';
-type Row = readonly [type: number, name: string, valueType: ValueType, rfc: string, ...flags: Flag[]];
+export type Flag = 'tagged' | 'sensitive';
+export type Row = readonly [type: number, name: string, valueType: ValueType, rfc: string, ...flags: Flag[]];
 
 const STANDARD_ROWS: readonly Row[] = [
   // RFC 2865
@@ -198,7 +199,7 @@ const STANDARD_ROWS: readonly Row[] = [
   [172, 'Stateful-IPv6-Address-Pool', 'text', 'RFC 6911'],
 ];
 
-type ValueRows = readonly (readonly [number, string])[];
+export type ValueRows = readonly (readonly [number, string])[];
 
 const STANDARD_VALUES: Readonly<Record<string, ValueRows>> = {
   'Service-Type': [
@@ -527,9 +528,28 @@ export const STANDARD_ATTRIBUTES_BY_NAME: ReadonlyMap<string, AttributeDefinitio
 
 /**
  * Vendors whose Vendor-Specific attributes we can name. All use the RFC 2865 §5.26 suggested
- * layout (one-octet vendor type, one-octet vendor length). To add one (Fortinet 12356,
- * Palo Alto 25461, Cisco 9), add its rows and an entry here.
+ * layout (one-octet vendor type, one-octet vendor length). To add one, add its rows to
+ * vendors.ts (and to EXTRA_VENDORS there).
  */
 export const VENDORS: ReadonlyMap<number, VendorDefinition> = new Map([
   [311, Object.freeze({ id: 311, name: 'Microsoft', attributes: build(MICROSOFT_ROWS, MICROSOFT_VALUES) })],
+  ...EXTRA_VENDORS.map((v): [number, VendorDefinition] => [v.id, Object.freeze({ id: v.id, name: v.name, attributes: build(v.rows, v.values) })]),
 ]);
+
+/** A vendor attribute found by its dictionary name. */
+export interface VendorAttributeDefinition {
+  readonly vendor: VendorDefinition;
+  readonly attribute: AttributeDefinition;
+}
+
+/** Vendor attributes by name (`Fortinet-Group-Name`); names are unique across vendors and the standard dictionary. */
+export const VENDOR_ATTRIBUTES_BY_NAME: ReadonlyMap<string, VendorAttributeDefinition> = (() => {
+  const byName = new Map<string, VendorAttributeDefinition>();
+  for (const vendor of VENDORS.values()) {
+    for (const attribute of vendor.attributes.values()) {
+      if (byName.has(attribute.name) || STANDARD_ATTRIBUTES_BY_NAME.has(attribute.name)) throw new Error(`dictionary: attribute name ${attribute.name} defined twice`);
+      byName.set(attribute.name, Object.freeze({ vendor, attribute }));
+    }
+  }
+  return byName;
+})();
