@@ -24,6 +24,8 @@ export class Gateway {
   private readonly radius: RadiusServer;
   private readonly firstFactors: FirstFactorRegistry;
   private sync: DirectorySync;
+  /** Syncs replaced by a reload, finishing a run in progress. */
+  private syncRetiring: Promise<void> = Promise.resolve();
   private pruneTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -86,11 +88,14 @@ export class Gateway {
     this.firstFactors.apply(config);
     this.config = config;
     this.radius.reload();
-    // Sync schedules follow the new directories; a run in progress finishes first.
+    // Sync schedules follow the new directories; a run in progress finishes first (stop() waits for it too).
     const previous = this.sync;
-    this.sync = new DirectorySync({ store: this.store, directories: Object.values(config.directories), log: this.log });
-    await previous.stop();
-    this.sync.start();
+    const next = new DirectorySync({ store: this.store, directories: Object.values(config.directories), log: this.log });
+    this.sync = next;
+    const retired = previous.stop().then(() => {
+      if (this.sync === next && this.stopping === undefined) next.start();
+    });
+    this.syncRetiring = Promise.all([this.syncRetiring, retired]).then(() => undefined);
     for (const line of generated) this.log.warn({ notice: line }, 'generated on reload');
     this.log.info({ clients: config.clients.length, policies: Object.keys(config.policies), needsRestart }, 'configuration reloaded');
   }
@@ -103,6 +108,7 @@ export class Gateway {
       if (this.pruneTimer) clearInterval(this.pruneTimer);
       await this.radius.close();
       await this.sync.stop();
+      await this.syncRetiring;
       await this.firstFactors.close();
       await this.store.close();
       this.releaseLock();
