@@ -30,6 +30,8 @@ export interface GatewayCostOptions {
   quietWaitMs: number;
   /** Node.js options for the gateway process (BENCH_GATEWAY_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
   gatewayNodeArgs?: string[];
+  /** store.sqlite.fsync_before_reply of the gateway (BENCH_FSYNC_BEFORE_REPLY=0 to measure without the wait). */
+  fsyncBeforeReply?: boolean;
 }
 
 const user = (i: number): string => `bench${String(i).padStart(6, '0')}`;
@@ -83,7 +85,14 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
     const acctPort = await freePort('udp');
     gw = await startGateway({
       dir: dir.path,
-      configYaml: gatewayConfig({ radiusPort, acctPort, dataDir: join(dir.path, 'data'), firstFactor: 'none', logLevel: 'warn' }),
+      configYaml: gatewayConfig({
+        radiusPort,
+        acctPort,
+        dataDir: join(dir.path, 'data'),
+        firstFactor: 'none',
+        logLevel: 'warn',
+        ...(opts.fsyncBeforeReply === undefined ? {} : { fsyncBeforeReply: opts.fsyncBeforeReply }),
+      }),
       ...(opts.gatewayNodeArgs === undefined ? {} : { nodeArgs: opts.gatewayNodeArgs }),
     });
     const gwTarget = { host: '127.0.0.1', port: radiusPort, secret: gw.secret() };
@@ -118,7 +127,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
     const aMed = median(row.anchor);
     lines.push(
       summaryLine({
-        what: `RADIUS gateway cost: radclient -p 250, ${block} users (first factor none + inline TOTP vs FreeRADIUS PAP), median of ${opts.runs}`,
+        what: `RADIUS gateway cost: radclient -p 250, ${block} users (first factor none + inline TOTP vs FreeRADIUS PAP${opts.fsyncBeforeReply === false ? ', fsync_before_reply false' : ''}), median of ${opts.runs}`,
         gateway: rate(gMed),
         anchor: rate(aMed),
         ratio: gMed / aMed,

@@ -11,7 +11,9 @@ import { freeradiusVersion, machine } from './report.js';
  * line each on stdout; the lines and the machine also go to bench/results/latest.json.
  * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_CLOSED (5000),
  * BENCH_QUIET_WAIT_MS (30000), BENCH_FIRST_FACTOR_REQUESTS (2000),
- * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it).
+ * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
+ * BENCH_FSYNC_BEFORE_REPLY=0 (the gateway answers at commit, without waiting for the fsync).
+ * BENCH_ONLY=gateway (only the gateway-cost rows).
  */
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
@@ -24,14 +26,17 @@ async function main(): Promise<void> {
     closedRequests: env('BENCH_CLOSED', 5000),
     quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
     ...(process.env.BENCH_GATEWAY_NODE_ARGS ? { gatewayNodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean) } : {}),
+    ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
   });
   for (const line of lines) process.stdout.write(`${line}\n`);
-  const more = await firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000), quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000) });
-  for (const line of more) process.stdout.write(`${line}\n`);
-  lines.push(...more);
-  const sync = await directorySyncBench();
-  for (const line of sync) process.stdout.write(`${line}\n`);
-  lines.push(...sync);
+  if (process.env.BENCH_ONLY !== 'gateway') {
+    const more = await firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000), quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000) });
+    for (const line of more) process.stdout.write(`${line}\n`);
+    lines.push(...more);
+    const sync = await directorySyncBench();
+    for (const line of sync) process.stdout.write(`${line}\n`);
+    lines.push(...sync);
+  }
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), JSON.stringify({ at: started.toISOString(), machine: machine(), freeradius: freeradiusVersion(), lines }, null, 2));

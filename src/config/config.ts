@@ -38,7 +38,7 @@ export interface GatewayConfig {
   readonly gatewayName: string;
   readonly dataDir: string;
   readonly masterKey: Buffer;
-  readonly store: { readonly engine: 'sqlite'; readonly sqlite: { readonly path: string } };
+  readonly store: { readonly engine: 'sqlite'; readonly sqlite: { readonly path: string; readonly fsync_before_reply: boolean } };
   readonly log: RawConfig['log'];
   readonly radius: RawConfig['radius'];
   readonly clients: readonly ResolvedClient[];

@@ -75,7 +75,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     gatewayName: raw.gateway.name ?? hostname(),
     dataDir,
     masterKey: master.value,
-    store: { engine: raw.store.engine, sqlite: { path: resolve(dataDir, raw.store.sqlite.path) } },
+    store: { engine: raw.store.engine, sqlite: { path: resolve(dataDir, raw.store.sqlite.path), fsync_before_reply: raw.store.sqlite.fsync_before_reply } },
     log: raw.log,
     radius: raw.radius,
     clients,

@@ -138,7 +138,17 @@ export const configSchema = z
     store: z
       .strictObject({
         engine: z.literal('sqlite').default('sqlite'),
-        sqlite: z.strictObject({ path: z.string().default('gateway.db') }).prefault({}),
+        sqlite: z
+          .strictObject({
+            path: z.string().default('gateway.db'),
+            /**
+             * true: no reply leaves before its audit record is fsync'd (survives a power loss).
+             * false: before it is committed (survives a crash or kill -9; a power loss may lose
+             * the last moments of records), which saves the fsync wait (small on SSDs, large on slow disks).
+             */
+            fsync_before_reply: z.boolean().default(true),
+          })
+          .prefault({}),
       })
       .prefault({}),
     log: z

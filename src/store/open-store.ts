@@ -5,7 +5,7 @@ import type { Store } from './store.js';
 
 /** The `store` section of the configuration, as far as opening a store needs it. */
 export type StoreSettings =
-  | { readonly engine: 'sqlite'; readonly sqlite: { readonly path: string } }
+  | { readonly engine: 'sqlite'; readonly sqlite: { readonly path: string; readonly fsync_before_reply?: boolean } }
   | { readonly engine: 'postgres' };
 
 export interface OpenStoreOptions {
@@ -19,6 +19,7 @@ export function openStore(config: StoreSettings, logger?: Logger, options: OpenS
     case 'sqlite':
       return openSqliteStore({
         path: config.sqlite.path,
+        ...(config.sqlite.fsync_before_reply === undefined ? {} : { fsyncBeforeReply: config.sqlite.fsync_before_reply }),
         ...(logger !== undefined ? { logger } : {}),
         ...(options.readonly !== undefined ? { readonly: options.readonly } : {}),
       });

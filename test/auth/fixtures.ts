@@ -31,7 +31,7 @@ export function testConfig(raw: Record<string, unknown> = {}, dataDir = '/nonexi
     gatewayName: 'gw-test',
     dataDir,
     masterKey: randomBytes(32),
-    store: { engine: 'sqlite', sqlite: { path: path.join(dataDir, 'gateway.db') } },
+    store: { engine: 'sqlite', sqlite: { path: path.join(dataDir, 'gateway.db'), fsync_before_reply: true } },
     log: parsed.log,
     radius: parsed.radius,
     clients: parsed.clients.map((c) => ({ ...c, secret: Buffer.from('0123456789abcdef') })),

@@ -111,7 +111,7 @@ void t.test('the shipped conf/gateway.yaml loads and generates its secrets once'
   t.same(config.policies, {
     default: { first_factor: 'local', methods: ['totp'], unenrolled: 'reject', unknown_users: 'reject', fail_mode: 'secure' },
   });
-  t.same(config.store, { engine: 'sqlite', sqlite: { path: join(dataDir, 'gateway.db') } });
+  t.same(config.store, { engine: 'sqlite', sqlite: { path: join(dataDir, 'gateway.db'), fsync_before_reply: true } });
   t.equal(config.lockout.max_failures, 5);
   t.equal(config.lockout.lock_minutes, 15);
   t.equal(config.challenge.ttl_seconds, 120);

@@ -37,6 +37,8 @@ export interface GatewayConfigOptions {
   logLevel?: string;
   maxFailures?: number;
   lockMinutes?: number;
+  /** store.sqlite.fsync_before_reply (default: the gateway's, true). */
+  fsyncBeforeReply?: boolean;
   /** YAML appended verbatim: top-level keys this function does not write (challenge, totp, hotp, gateway). */
   extra?: string;
 }
@@ -55,7 +57,8 @@ keys:
   master_key: {file: master.key, generate: true}
 store:
   sqlite:
-    path: gateway.db
+    path: gateway.db${opts.fsyncBeforeReply === undefined ? '' : `
+    fsync_before_reply: ${opts.fsyncBeforeReply}`}
 log:
   level: ${opts.logLevel ?? 'info'}
 radius:

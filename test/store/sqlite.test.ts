@@ -394,3 +394,55 @@ void t.test('restore refuses a backup whose chain was edited, or whose schema is
     'no temp file left behind',
   );
 });
+
+void t.test('an audit append settles only after its WAL fsync (unless fsync_before_reply is off), and a failed fsync fails it', async (t) => {
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  /** An fsync that waits until the test releases it, counting calls. */
+  const gatedFsync = () => {
+    const gate = { calls: 0, release: (): void => undefined, fail: false };
+    const fsyncFile = (path: string): Promise<void> => {
+      gate.calls++;
+      t.match(path, /gateway[^/]*\.db-wal$/, 'the write-ahead log is what gets fsync\'d');
+      return new Promise<void>((resolve, reject) => {
+        gate.release = () => (gate.fail ? reject(new Error('EIO')) : resolve());
+      });
+    };
+    return { gate, fsyncFile };
+  };
+  const settled = async (p: Promise<unknown>): Promise<boolean> => {
+    let done = false;
+    void p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    return done;
+  };
+
+  const strict = gatedFsync();
+  const store = await openSqliteStore({ path: join(dir, 'gateway.db'), fsyncFile: strict.fsyncFile });
+  const first = store.appendAudit(makeEntry());
+  t.notOk(await settled(first), 'committed, but not settled while the fsync is outstanding');
+  t.equal(strict.gate.calls, 1, 'one fsync started');
+  const second = store.appendAudit(makeEntry());
+  t.notOk(await settled(second), 'a commit made during the fsync waits for the next one');
+  strict.gate.release();
+  t.equal((await first).seq, 1, 'settles once its fsync is done');
+  t.notOk(await settled(second), 'the later commit is not covered by the earlier fsync');
+  t.equal(strict.gate.calls, 2, 'a second fsync covers it');
+  strict.gate.fail = true;
+  strict.gate.release();
+  await t.rejects(second, StoreError, 'a failed fsync fails the appends waiting on it (their replies are not sent)');
+  strict.gate.fail = false;
+  await store.close();
+
+  const relaxed = gatedFsync();
+  const fast = await openSqliteStore({ path: join(dir, 'gateway-fast.db'), fsyncFile: relaxed.fsyncFile, fsyncBeforeReply: false });
+  const record = fast.appendAudit(makeEntry());
+  t.ok(await settled(record), 'fsync_before_reply off: settles at COMMIT');
+  t.equal(relaxed.gate.calls, 1, 'the fsync still follows, unwaited');
+  relaxed.gate.release();
+  t.equal((await fast.verifyAudit()).records, 1, 'the record is there');
+  await fast.close();
+});

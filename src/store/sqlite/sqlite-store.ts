@@ -75,6 +75,15 @@ export interface SqliteStoreOptions {
   readonly logger?: Logger;
   /** Open without writing anything (no migration, no WAL switch); every write throws StoreReadOnlyError. */
   readonly readonly?: boolean;
+  /**
+   * true (default): an audit append settles only once the write-ahead log holding it is fsync'd,
+   * so no reply leaves before its record would survive a power loss. false: it settles at COMMIT
+   * (the record survives a crash or kill -9 of the process) and the fsync follows on the thread
+   * pool without being waited for: a power loss may lose the last moments of records.
+   */
+  readonly fsyncBeforeReply?: boolean;
+  /** How the write-ahead log is fsync'd (tests slow it down to observe the ordering). */
+  readonly fsyncFile?: (path: string) => Promise<void>;
 }
 
 /** Upper bound of records per audit transaction; a larger burst becomes several transactions. */
@@ -563,6 +572,7 @@ class SqliteStore implements Store {
     readonly path: string,
     private readonly readonly: boolean,
     private readonly log: Logger,
+    private readonly durability: { readonly fsyncBeforeReply: boolean; readonly fsyncFile: (path: string) => Promise<void> },
   ) {
     this.st = statements(db);
     this.sy = syncStatements(db);
@@ -1123,16 +1133,19 @@ class SqliteStore implements Store {
       }
       this.ownWrites++;
       this.log.debug({ records: batch.length }, 'audit group committed');
-      this.whenDurable(
-        ++this.walCommitted,
-        () =>
-          batch.forEach((p, i) => {
-            const r = outcome[i]!;
-            if (r instanceof GatewayError) p.reject(r);
-            else p.resolve(r);
-          }),
-        (failure) => batch.forEach((p) => p.reject(failure)),
-      );
+      const settle = (): void =>
+        batch.forEach((p, i) => {
+          const r = outcome[i]!;
+          if (r instanceof GatewayError) p.reject(r);
+          else p.resolve(r);
+        });
+      if (this.durability.fsyncBeforeReply) {
+        this.whenDurable(++this.walCommitted, settle, (failure) => batch.forEach((p) => p.reject(failure)));
+      } else {
+        // Committed is enough here; the fsync still follows, unwaited (a failure is logged by syncWal).
+        this.whenDurable(++this.walCommitted, () => undefined, () => undefined);
+        settle();
+      }
     }
   }
 
@@ -1167,7 +1180,7 @@ class SqliteStore implements Store {
       }
       this.syncWal();
     };
-    fsyncWal(`${this.path}-wal`).then(
+    this.durability.fsyncFile(`${this.path}-wal`).then(
       () => settle(),
       (err: unknown) => {
         const failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
@@ -1462,7 +1475,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
     if (!readonly) prepareFile(path, log);
     db = openConnection(path, readonly);
     const version = migrate(db, path, readonly, SQLITE_MIGRATIONS, log);
-    const store = new SqliteStore(db, path, readonly, log);
+    const store = new SqliteStore(db, path, readonly, log, { fsyncBeforeReply: opts.fsyncBeforeReply ?? true, fsyncFile: opts.fsyncFile ?? fsyncWal });
     log.info({ path, schemaVersion: version, readonly }, 'store opened');
     return Promise.resolve(store);
   } catch (err) {
