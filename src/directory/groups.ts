@@ -1,3 +1,5 @@
+import { splitRdns } from './dn.js';
+
 /**
  * Directory groups as reply-attribute mappings see them: a group is named in the configuration by
  * its DN (`CN=VPN-Users,CN=Users,DC=example,DC=test`) or by its name (cn, or on AD also
@@ -82,28 +84,6 @@ export function groupSearchBase(baseDn: string): string {
   let first = rdns.length;
   while (first > 0 && /^\s*dc\s*=/i.test(rdns[first - 1] ?? '')) first--;
   return first === rdns.length || first === 0 ? baseDn : rdns.slice(first).map((r) => r.trim()).join(',');
-}
-
-/** The RDNs of a DN as written (split on unescaped commas); undefined for a dangling escape. */
-function splitRdns(dn: string): string[] | undefined {
-  const rdns: string[] = [];
-  let current = '';
-  for (let i = 0; i < dn.length; i++) {
-    const c = dn[i] as string;
-    if (c === '\\') {
-      const next = dn[i + 1];
-      if (next === undefined) return undefined;
-      current += c + next;
-      i++;
-    } else if (c === ',') {
-      rdns.push(current);
-      current = '';
-    } else {
-      current += c;
-    }
-  }
-  rdns.push(current);
-  return rdns;
 }
 
 function firstUnescaped(text: string, char: string): number {

@@ -7,6 +7,7 @@ import type { RejectReason } from '../auth/decision.js';
 import { ConfigError, UpstreamUnavailable, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { adBindRejection } from './ad-diagnostics.js';
+import { splitRdns } from './dn.js';
 import { IN_CHAIN_RULE, groupSearchBase, membershipKeys, normaliseDn, type FoundGroup } from './groups.js';
 
 /**
@@ -156,23 +157,8 @@ export function parseLogin(raw: string): LoginForm | undefined {
  * spellings of one DN may differ (a false "no", never a false "yes").
  */
 export function splitDn(dn: string): string[] | undefined {
-  const rdns: string[] = [];
-  let current = '';
-  for (let i = 0; i < dn.length; i++) {
-    const c = dn[i] ?? '';
-    if (c === '\\') {
-      const next = dn[i + 1];
-      if (next === undefined) return undefined;
-      current += c + next;
-      i++;
-    } else if (c === ',') {
-      rdns.push(current);
-      current = '';
-    } else {
-      current += c;
-    }
-  }
-  rdns.push(current);
+  const rdns = splitRdns(dn);
+  if (rdns === undefined) return undefined;
   const out: string[] = [];
   for (const rdn of rdns) {
     const eq = rdn.indexOf('=');
