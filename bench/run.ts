@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { directorySyncBench } from './directory-sync.js';
 import { firstFactorBench } from './first-factor.js';
 import { gatewayCost } from './radius-gateway.js';
+import { userMemoryBench } from './user-memory.js';
 import { freeradiusVersion, machine } from './report.js';
 
 /**
@@ -11,7 +12,7 @@ import { freeradiusVersion, machine } from './report.js';
  * line each on stdout; the lines and the machine also go to bench/results/latest.json.
  * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_CLOSED (5000),
  * BENCH_QUIET_WAIT_MS (30000), BENCH_FIRST_FACTOR_REQUESTS (2000),
- * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
+ * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_MEMORY_USERS (1000000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
  * BENCH_FSYNC_BEFORE_REPLY=0 (the gateway answers at commit, without waiting for the fsync).
  * BENCH_ONLY=gateway (only the gateway-cost rows).
  */
@@ -36,6 +37,9 @@ async function main(): Promise<void> {
     const sync = await directorySyncBench();
     for (const line of sync) process.stdout.write(`${line}\n`);
     lines.push(...sync);
+    const memory = await userMemoryBench(env('BENCH_MEMORY_USERS', 1_000_000));
+    for (const line of memory) process.stdout.write(`${line}\n`);
+    lines.push(...memory);
   }
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });
