@@ -116,6 +116,11 @@ export const upstreamSchema = z.strictObject({
   /** Tries per server (the same packet retransmitted). */
   tries: z.number().int().min(1).max(10).default(2),
   dead_time_seconds: z.number().int().min(0).max(3600).default(30),
+  /**
+   * Accept only replies with a valid Message-Authenticator (Blast-RADIUS). false only for an
+   * upstream that cannot send one (FreeRADIUS before 3.2.5 on PAP); warned at every start.
+   */
+  require_message_authenticator: z.boolean().default(true),
 });
 export type UpstreamConfig = z.infer<typeof upstreamSchema>;
 

@@ -33,6 +33,7 @@ export class UpstreamFirstFactor implements FirstFactorTarget {
       timeoutMs: config.timeout_ms,
       tries: config.tries,
       deadTimeMs: config.dead_time_seconds * 1000,
+      requireMessageAuthenticator: config.require_message_authenticator,
       log: log.child({ upstream: config.name }),
     });
   }

@@ -128,6 +128,12 @@ export interface RadiusUpstreamOptions {
   readonly maxSocketsPerServer?: number;
   /** SO_RCVBUF of each socket (capped by net.core.rmem_max). Default 1 MiB: a burst of answers must not overflow it. */
   readonly receiveBufferBytes?: number;
+  /**
+   * Accept only replies that carry a valid Message-Authenticator (default true: the Blast-RADIUS
+   * defence). false, for an upstream that cannot send one (FreeRADIUS before 3.2.5 on PAP): a
+   * Message-Authenticator that is present must still be valid; warned at construction.
+   */
+  readonly requireMessageAuthenticator?: boolean;
 }
 
 /** An MS-CHAPv2 login (RFC 2759) as RFC 2548 carries it: the proof of the password, never the password. */
@@ -374,7 +380,7 @@ class ServerLink {
 
   constructor(
     readonly server: UpstreamServer,
-    private readonly opts: { sourceAddress: string | undefined; maxSockets: number; receiveBufferBytes: number },
+    private readonly opts: { sourceAddress: string | undefined; maxSockets: number; receiveBufferBytes: number; requireMessageAuthenticator: boolean },
     private readonly onValid: (link: ServerLink) => void,
     private readonly onIgnored: IgnoreHandler,
   ) {
@@ -503,7 +509,7 @@ class ServerLink {
     const exchange = socket.exchanges[reply.identifier];
     if (exchange === undefined) return this.onIgnored(this, 'unknown_identifier', rinfo);
     if (!ANSWER_CODES.has(reply.code)) return this.onIgnored(this, 'unexpected_code', rinfo);
-    if (!verifyReply(reply, exchange.authenticator, this.server.secret, { requireMessageAuthenticator: true })) {
+    if (!verifyReply(reply, exchange.authenticator, this.server.secret, { requireMessageAuthenticator: this.opts.requireMessageAuthenticator })) {
       return this.onIgnored(this, 'bad_authenticator', rinfo);
     }
     if (!reply.attributes.some((a) => a.type === AttributeType.ProxyState && a.value.length === PROXY_STATE_LENGTH && timingSafeEqual(a.value, exchange.proxyState))) {
@@ -618,7 +624,11 @@ export class RadiusUpstream {
       sourceAddress: opts.sourceAddress,
       maxSockets,
       receiveBufferBytes: opts.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER,
+      requireMessageAuthenticator: opts.requireMessageAuthenticator ?? true,
     };
+    if (!linkOpts.requireMessageAuthenticator) {
+      this.log.warn('replies without a Message-Authenticator are accepted from this upstream: it is open to forged replies (Blast-RADIUS, CVE-2024-3596); upgrade it and turn require_message_authenticator back on');
+    }
     this.links = opts.servers.map(
       (s) =>
         new ServerLink(

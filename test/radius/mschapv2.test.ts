@@ -339,7 +339,7 @@ t.test('first factor radius:<upstream>: the MS-CHAPv2 outcome, and the MS-CHAP e
         )
       : encodeReply(request, Code.AccessReject, [ms(MS.MsChapError, Buffer.from(`\x05E=${error} R=0 V=3`))], secret),
   );
-  const target = new UpstreamFirstFactor({ name: 'nps', servers: [{ address: '127.0.0.1', port: fake.server.port, secret }], timeout_ms: 1000, tries: 1, dead_time_seconds: 0 }, captureLog().log);
+  const target = new UpstreamFirstFactor({ name: 'nps', servers: [{ address: '127.0.0.1', port: fake.server.port, secret }], timeout_ms: 1000, tries: 1, dead_time_seconds: 0, require_message_authenticator: true }, captureLog().log);
   t.teardown(() => target.close());
   const check = { attempt: { forward: [] } as unknown as AuthAttempt, login: 'msuser', proof: { challenge: login.challenge, response: login.response }, user: undefined };
 

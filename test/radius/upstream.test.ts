@@ -496,3 +496,19 @@ void t.test('options are checked', async (t) => {
   t.same(u.status()[0]?.sockets, 0);
   await u.close();
 });
+
+void t.test('an upstream that sends no Message-Authenticator (FreeRADIUS 3.2.1 as Debian ships it): ignored unless the upstream is configured not to require one', async (t) => {
+  if (!requirePeer(t, 'freeradius', 'freeradius')) return;
+  const fr = await startFreeRadius({ ...baseFreeRadius(t), replyMessageAuthenticator: false });
+  const strict = upstream(t, [serverOf(fr)], captureLog().log, { timeoutMs: 300, tries: 1 });
+  const refused = await unavailable(strict.forward({ username: 'alice', password: Buffer.from(ALICE_PASSWORD), attributes: NAS_ATTRIBUTES }));
+  t.ok(refused, 'required by default: the replies are ignored, the upstream counts as unavailable');
+  t.equal(strict.counters.ignored.bad_authenticator, 1, 'counted as a reply without a valid Message-Authenticator');
+
+  const logs = captureLog();
+  const lenient = upstream(t, [serverOf(fr)], logs.log, { requireMessageAuthenticator: false });
+  t.equal(logs.lines(/Blast-RADIUS/).length, 1, 'the opt-out is warned about');
+  const answer = await lenient.forward({ username: 'alice', password: Buffer.from(ALICE_PASSWORD), attributes: NAS_ATTRIBUTES });
+  t.equal(answer.code, 'accept', 'accepted with require_message_authenticator false');
+  t.equal((await lenient.forward({ username: 'alice', password: Buffer.from('wrong'), attributes: NAS_ATTRIBUTES })).code, 'reject');
+});
