@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'ldapts';
@@ -116,47 +116,44 @@ lockout: {max_failures: 0}
 `,
     });
     const secret = gw.secret();
-    const { readFileSync } = await import('node:fs');
     const ca = readFileSync(slapd.caFile);
     // Warm-up: TLS connections, pools, JIT.
     await closedLoop({ host: '127.0.0.1', port: radiusPort, secret, concurrency: 20, requests: WARMUP, request: (i) => ({ user: uid(total + i + 1), password: `${password(total + i + 1)},${totpOf(total + i + 1).generate()}` }) });
+
+    /** Closed loop through the gateway from `from` (which picks the client, so the policy), users from `first` on. */
+    const throughGateway = (from: string, concurrency: number, first: number): Promise<ClosedLoopResult> =>
+      closedLoop({
+        host: '127.0.0.1',
+        port: radiusPort,
+        secret,
+        concurrency,
+        requests: opts.requests,
+        sourceAddress: from,
+        request: (i) => ({ user: uid(first + i), password: `${password(first + i)},${totpOf(first + i).generate()}` }),
+      });
+    const row = (what: string, anchorName: string, g: ClosedLoopResult, a: ClosedLoopResult, anchorNote: string): string =>
+      summaryLine({
+        what,
+        gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
+        anchor: `${anchorName} ${rate(a.reqPerSec)} p50 ${ms(a.p50Ms)} p99 ${ms(a.p99Ms)}`,
+        ratio: g.reqPerSec / a.reqPerSec,
+        notes: [`p99 added ${ms(g.p99Ms - a.p99Ms)} (goal < 2 ms)`, `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, anchorNote],
+      });
 
     let block = 0;
     for (const concurrency of CONCURRENCY) {
       const first = 1 + opts.requests * block++;
       await waitForQuiet(5, opts.quietWaitMs);
-      const g = await closedLoop({
-        host: '127.0.0.1',
-        port: radiusPort,
-        secret,
-        concurrency,
-        requests: opts.requests,
-        request: (i) => ({ user: uid(first + i), password: `${password(first + i)},${totpOf(first + i).generate()}` }),
-      });
+      const g = await throughGateway('127.0.0.1', concurrency, first);
       const a = await directBinds(slapd, ca, concurrency, first, opts.requests);
-      lines.push(
-        summaryLine({
-          what: `LDAP first factor (slapd over LDAPS, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`,
-          gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
-          anchor: `direct simple binds ${rate(a.reqPerSec)} p50 ${ms(a.p50Ms)} p99 ${ms(a.p99Ms)}`,
-          ratio: g.reqPerSec / a.reqPerSec,
-          notes: [`p99 added ${ms(g.p99Ms - a.p99Ms)} (goal < 2 ms)`, `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, `direct binds failed ${a.rejected}`],
-        }),
-      );
+      const what = `LDAP first factor (slapd over LDAPS, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`;
+      lines.push(row(what, 'direct simple binds', g, a, `direct binds failed ${a.rejected}`));
     }
     for (const concurrency of CONCURRENCY) {
       const first = 1 + opts.requests * block++;
       await waitForQuiet(5, opts.quietWaitMs);
       // The gateway's upstream client sends from 127.0.0.1; the load comes from 127.0.0.2 (client nas-upstream).
-      const g = await closedLoop({
-        host: '127.0.0.1',
-        port: radiusPort,
-        secret,
-        concurrency,
-        requests: opts.requests,
-        sourceAddress: '127.0.0.2',
-        request: (i) => ({ user: uid(first + i), password: `${password(first + i)},${totpOf(first + i).generate()}` }),
-      });
+      const g = await throughGateway('127.0.0.2', concurrency, first);
       const a = await closedLoop({
         host: '127.0.0.1',
         port: fr.port,
@@ -165,15 +162,8 @@ lockout: {max_failures: 0}
         requests: opts.requests,
         request: (i) => ({ user: uid(first + i), password: password(first + i) }),
       });
-      lines.push(
-        summaryLine({
-          what: `upstream RADIUS first factor (FreeRADIUS PAP, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`,
-          gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
-          anchor: `FreeRADIUS direct ${rate(a.reqPerSec)} p50 ${ms(a.p50Ms)} p99 ${ms(a.p99Ms)}`,
-          ratio: g.reqPerSec / a.reqPerSec,
-          notes: [`p99 added ${ms(g.p99Ms - a.p99Ms)} (goal < 2 ms)`, `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, `FreeRADIUS accepted ${a.accepted}/${a.requests}`],
-        }),
-      );
+      const what = `upstream RADIUS first factor (FreeRADIUS PAP, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`;
+      lines.push(row(what, 'FreeRADIUS direct', g, a, `FreeRADIUS accepted ${a.accepted}/${a.requests}`));
     }
     // Why anything was not accepted, from the gateway's own audit.
     const exported = await gw.cli(['audit', 'export', '--format', 'json']);

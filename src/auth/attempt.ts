@@ -52,6 +52,6 @@ export interface AuthAttempt {
   readonly localAddress: string | null;
   /** Epoch ms. */
   readonly receivedAt: number;
-  /** RADIUS only: the NAS's own attributes (NAS-*, Calling/Called-Station-Id, vendor ones) that an upstream RADIUS first factor forwards. */
+  /** RADIUS only: the request's attributes, for an upstream RADIUS first factor to forward (it drops credentials and state). */
   readonly forward?: readonly RadiusAttribute[];
 }

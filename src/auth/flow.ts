@@ -66,7 +66,7 @@ export class AuthFlow {
     }
     // Whatever accepts (the second factor, or the fail mode after it broke) carries what the
     // first factor's target owes the NAS: its reply attributes and MS-CHAPv2 session keys.
-    if (decision.kind === 'accept') {
+    if (decision.kind === 'accept' && (ctx.replyAttributes !== undefined || ctx.mppeKeys !== undefined)) {
       decision = {
         ...decision,
         ...(ctx.replyAttributes === undefined || decision.attributes !== undefined ? {} : { attributes: ctx.replyAttributes }),

@@ -56,7 +56,7 @@ export class DirectoryFirstFactor implements FirstFactorTarget {
       baseDn: config.base_dn,
       timeoutMs: config.timeout_ms,
       poolSize: config.pool_size,
-      log: log.child({ directory: config.name }),
+      log,
     });
   }
 

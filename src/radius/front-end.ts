@@ -65,25 +65,10 @@ export function toAttempt(packet: RadiusPacket, client: ResolvedClient, origin: 
     },
     localAddress: origin.localAddress,
     receivedAt,
-    forward: packet.attributes.filter((a) => FORWARDED.has(a.type)),
+    // All of them: the upstream client (src/radius/upstream.ts) drops credentials, State, Proxy-State and Message-Authenticator.
+    forward: packet.attributes,
   };
 }
-
-/** What an upstream RADIUS server is told about the NAS and the session; never secrets, State or Proxy-State. */
-const FORWARDED: ReadonlySet<number> = new Set([
-  AttributeType.NasIpAddress,
-  AttributeType.NasPort,
-  AttributeType.ServiceType,
-  AttributeType.FramedProtocol,
-  AttributeType.VendorSpecific,
-  AttributeType.CalledStationId,
-  AttributeType.CallingStationId,
-  AttributeType.NasIdentifier,
-  AttributeType.NasPortType,
-  AttributeType.ConnectInfo,
-  AttributeType.NasPortId,
-  AttributeType.NasIpv6Address,
-]);
 
 /**
  * An MS-CHAPv2 login (RFC 2548 §2.3.2, §2.3.3): exactly one MS-CHAP-Challenge of 16 octets and one

@@ -34,7 +34,7 @@ export class UpstreamFirstFactor implements FirstFactorTarget {
       tries: config.tries,
       deadTimeMs: config.dead_time_seconds * 1000,
       requireMessageAuthenticator: config.require_message_authenticator,
-      log: log.child({ upstream: config.name }),
+      log,
     });
   }
 

@@ -264,7 +264,6 @@ const NEVER_FORWARDED: ReadonlySet<number> = new Set([
   AttributeType.EapMessage,
   AttributeType.MessageAuthenticator,
 ]);
-const MICROSOFT = 311;
 // RFC 2548: MS-CHAP-Response, -CPW-1, -CPW-2, -LM-Enc-PW, -NT-Enc-PW, -Challenge, MS-CHAP2-Response, -CPW.
 const MS_CHAP_TYPES: ReadonlySet<number> = new Set([1, 3, 4, 5, 6, 11, 25, 27]);
 
@@ -279,7 +278,7 @@ function forwardable(a: RadiusAttribute): boolean {
   if (a.type === AttributeType.VendorSpecific) {
     const vsa = readVendorSpecific(a.value);
     // A Microsoft VSA we cannot split could hide an MS-CHAP credential: drop it too.
-    if (vsa?.vendorId === MICROSOFT && (vsa.attributes === undefined || vsa.attributes.some((s) => MS_CHAP_TYPES.has(s.type)))) return false;
+    if (vsa?.vendorId === VendorId.Microsoft && (vsa.attributes === undefined || vsa.attributes.some((s) => MS_CHAP_TYPES.has(s.type)))) return false;
   }
   return true;
 }

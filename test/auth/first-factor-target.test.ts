@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { MsChapV2Proof } from '../../src/auth/attempt.js';
-import type { FirstFactorTarget, MsChapV2Check, PasswordCheck, PasswordOutcome } from '../../src/auth/first-factor-target.js';
+import type { FirstFactorTarget, FirstFactorTargets, MsChapV2Check, PasswordCheck, PasswordOutcome } from '../../src/auth/first-factor-target.js';
 import { MS_CHAP_V2_UNSUPPORTED_MESSAGE } from '../../src/auth/steps/first-factor.js';
 import { MS_CHAP_V2_NO_CODE_MESSAGE } from '../../src/auth/steps/second-factor.js';
 import { UpstreamUnavailable } from '../../src/errors.js';
@@ -23,6 +23,9 @@ class TableTarget implements FirstFactorTarget {
   async close(): Promise<void> {}
 }
 
+/** The first-factor targets of a flow that knows just this one. */
+const only = (target: FirstFactorTarget): FirstFactorTargets => ({ get: (name) => (name === target.name ? target : undefined) });
+
 const directory = { flavour: 'ad', urls: ['ldaps://127.0.0.1:1'], bind_dn: 'svc', bind_password: { env: 'UNUSED' }, base_dn: 'DC=example,DC=test' };
 const CLASS = attr.octets(AttributeType.Class, Buffer.from('vpn-group'));
 
@@ -34,7 +37,7 @@ async function harness(failMode: 'secure' | 'safe' = 'secure') {
   const h = await flowHarness(
     { lockout: { max_failures: 0 }, directories: { corp: directory }, policies: { default: { first_factor: 'ldap:corp', fail_mode: failMode }, nps: { first_factor: 'none' } } },
     undefined,
-    { get: (name) => (name === target.name ? target : undefined) },
+    only(target),
   );
   return { h, target };
 }
@@ -101,7 +104,7 @@ t.test("a first factor's own challenge is passed on, answered once, then the sec
       policies: { default: { first_factor: 'radius:nps' }, nps: { first_factor: 'none' } },
     },
     undefined,
-    { get: (name) => (name === target.name ? target : undefined) },
+    only(target),
   );
   t.teardown(() => h.cleanup());
   await h.addUser('carol');
@@ -130,7 +133,7 @@ t.test('unknown_users: pass with a directory: the first factor alone, still chec
   const h = await flowHarness(
     { directories: { corp: directory }, policies: { default: { first_factor: 'ldap:corp', unknown_users: 'pass' }, nps: { first_factor: 'none' } } },
     undefined,
-    { get: (name) => (name === target.name ? target : undefined) },
+    only(target),
   );
   t.teardown(() => h.cleanup());
   t.match(await h.flow.run(h.attempt({ username: 'dave', password: 'right' })), { kind: 'accept', reason: 'accepted_unknown_user' });
@@ -176,7 +179,7 @@ async function msChapHarness(firstFactor: 'radius:nps' | 'ldap:corp' | 'local') 
       policies: { default: { first_factor: firstFactor }, allow: { first_factor: firstFactor, unenrolled: 'allow' }, nps: { first_factor: 'none' } },
     },
     undefined,
-    { get: (name) => (name === target.name ? target : undefined) },
+    only(target),
   );
   return { h, target };
 }
@@ -271,7 +274,7 @@ t.test("fail_mode safe after the first factor still hands the NAS the first fact
           return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target_) : value;
         },
       }),
-    { get: (name) => (name === target.name ? target : undefined) },
+    only(target),
   );
   t.teardown(() => h.cleanup());
   await h.addUser('alice');

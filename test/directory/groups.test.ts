@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/log.js';
 import { formatAttributes, type RadiusAttribute } from '../../src/radius/codec/index.js';
 import { SEED, auditRecords, flowHarness } from '../auth/fixtures.js';
 import { requirePeer } from '../peers/require-peer.js';
-import { sambaAdUnavailable, startSambaAd } from '../peers/samba-ad.js';
+import { requireSambaAd, startSambaAd } from '../peers/samba-ad.js';
 import { startSlapd, type RunningSlapd } from '../peers/slapd.js';
 
 // Reply attributes by directory group: the DN/name keys, first-match order, the first factor's
@@ -323,12 +323,7 @@ t.test('OpenLDAP (slapd): nested groups by member, order, cycles, cache', async 
 
 t.test('Active Directory (Samba AD DC): matching rule in chain', async (t) => {
   if (!requirePeer(t, 'samba', 'samba-ad-dc')) return;
-  const unavailable = sambaAdUnavailable();
-  if (unavailable !== undefined) {
-    if (process.env.MFA_REQUIRE_PEERS === '1') t.fail(`${unavailable} (MFA_REQUIRE_PEERS=1, so this is a failure, not a skip)`);
-    else t.pass('no Samba AD DC here', { skip: unavailable });
-    return;
-  }
+  if (!requireSambaAd(t)) return;
   const started = performance.now();
   const dc = await startSambaAd({ t });
   await dc.seed();

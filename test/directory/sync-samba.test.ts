@@ -8,7 +8,7 @@ import { createLogger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { SyncedUser } from '../../src/store/store.js';
 import { requirePeer } from '../peers/require-peer.js';
-import { SAMBA_AD_BASE_DN, sambaAdUnavailable, startSambaAd } from '../peers/samba-ad.js';
+import { SAMBA_AD_BASE_DN, requireSambaAd, startSambaAd } from '../peers/samba-ad.js';
 import { tempDir } from '../peers/temp.js';
 
 /**
@@ -30,12 +30,7 @@ const sum = (reports: readonly SyncReport[], key: 'added' | 'updated' | 'disable
 
 void t.test('Active Directory (Samba): initial sync, delta by USN, invocationId check, mass-deletion guard', async (t) => {
   if (!requirePeer(t, 'samba', 'samba-ad-dc') || !requirePeer(t, 'ldapsearch', 'ldap-utils')) return;
-  const unavailable = sambaAdUnavailable();
-  if (unavailable !== undefined) {
-    if (process.env.MFA_REQUIRE_PEERS === '1') t.fail(`${unavailable} (MFA_REQUIRE_PEERS=1, so this is a failure, not a skip)`);
-    else t.pass('no Samba AD DC here', { skip: unavailable });
-    return;
-  }
+  if (!requireSambaAd(t)) return;
   const ad = await startSambaAd({ lockout: false, t });
   await ad.seed();
   const staffOu = `OU=Staff,${SAMBA_AD_BASE_DN}`;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,9 +6,8 @@ import Database from 'better-sqlite3';
 import { Secret, TOTP, URI } from 'otpauth';
 import t from 'tap';
 import { parseDocument } from 'yaml';
-import { GATEWAY_BIN, REPO_ROOT, startGateway, type CliResult, type RunningGateway } from '../peers/gateway.js';
+import { REPO_ROOT, runCli, startGateway, type CliResult, type RunningGateway } from '../peers/gateway.js';
 import { freePort } from '../peers/ports.js';
-import { trackChild } from '../peers/process-reaper.js';
 import { radclient } from '../peers/radclient.js';
 import { requirePeer } from '../peers/require-peer.js';
 import { tempDir } from '../peers/temp.js';
@@ -33,29 +31,8 @@ const pw = (user: string): string => PASSWORDS[user] ?? '';
 
 /** `node bin/mfa-gateway.js <args> --config F` from the repository root; `input` goes to stdin. */
 function cli(args: readonly string[], config: string, input?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [GATEWAY_BIN, ...args, '--config', config], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    trackChild(child, 'mfa-gateway cli', config); // the config path (in this test's temp dir) is its marker
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.stdin.on('error', () => undefined); // a command that does not read stdin may exit first
-    child.stdin.end(input ?? '');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({
-        code: code ?? 128,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8') + (signal === null ? '' : `\n[killed by ${signal}]\n`),
-      });
-    });
-  });
+  // The config path (in this test's temp dir) is the child's marker.
+  return runCli([...args, '--config', config], process.env, config, input);
 }
 
 /** Non-empty lines of a text. */

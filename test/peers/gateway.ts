@@ -209,7 +209,8 @@ function parseJson(line: string): Record<string, unknown> | undefined {
   }
 }
 
-function runCli(args: string[], env: NodeJS.ProcessEnv, marker: string, input: string | undefined): Promise<CliResult> {
+/** `node bin/mfa-gateway.js <args>` from the repository root, tracked by `marker`; `input` goes to stdin; SIGKILL after 60 s. */
+export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, marker: string, input: string | undefined): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [GATEWAY_BIN, ...args], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     trackChild(child, 'mfa-gateway cli', marker);

@@ -39,10 +39,17 @@ export function binaryOrThrow(name: string, pkg: string): string {
  * and returns false: `if (!requirePeer(t, 'freeradius', 'freeradius')) return;`
  */
 export function requirePeer(t: PeerTest, binary: string, pkg: string): boolean {
-  if (findBinary(binary) !== undefined) return true;
-  const message = missingMessage(binary, pkg);
-  if (process.env.MFA_REQUIRE_PEERS === '1') t.fail(`${message} (MFA_REQUIRE_PEERS=1, so this is a failure, not a skip)`);
-  else t.pass(`${binary} is not installed`, { skip: message }); // an assertion marked # SKIP, counted in tap's skip total
+  return requireAvailable(t, `${binary} is not installed`, findBinary(binary) === undefined ? missingMessage(binary, pkg) : undefined);
+}
+
+/**
+ * The same rule for a peer that needs more than a binary (root, a loopback alias, …): `why` is
+ * undefined when the peer can run, else what is missing. Fails under MFA_REQUIRE_PEERS=1, else skips.
+ */
+export function requireAvailable(t: PeerTest, what: string, why: string | undefined): boolean {
+  if (why === undefined) return true;
+  if (process.env.MFA_REQUIRE_PEERS === '1') t.fail(`${why} (MFA_REQUIRE_PEERS=1, so this is a failure, not a skip)`);
+  else t.pass(what, { skip: why }); // an assertion marked # SKIP, counted in tap's skip total
   return false;
 }
 

@@ -9,7 +9,7 @@ import type { PeerProcess } from './peer-process.js';
 import { spawnPeer } from './peer-process.js';
 import { assertLoopback } from './ports.js';
 import { onProcessEnd } from './process-reaper.js';
-import { findBinary } from './require-peer.js';
+import { findBinary, requireAvailable, type PeerTest } from './require-peer.js';
 import { ldapUtil, ldifLine } from './slapd.js';
 import { tempDir } from './temp.js';
 import { makeTlsFiles } from './tls-ca.js';
@@ -163,6 +163,11 @@ const GLOBAL_SECURITY_GROUP = '-2147483646';
 const NAMESPACE_SCRIPT = 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"';
 
 const run = promisify(execFile);
+
+/** true when a Samba AD DC can run here; otherwise fails the test (MFA_REQUIRE_PEERS=1) or skips it. */
+export function requireSambaAd(t: PeerTest): boolean {
+  return requireAvailable(t, 'no Samba AD DC here', sambaAdUnavailable());
+}
 
 /** Why no Samba AD DC can run here, or undefined when it can (root, and the binaries). */
 export function sambaAdUnavailable(): string | undefined {

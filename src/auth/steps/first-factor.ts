@@ -17,8 +17,6 @@ export async function firstFactor(ctx: FlowContext): Promise<Decision | undefine
       ctx.firstFactorPassed = true;
       return undefined;
     }
-    const unsupported = msChapV2Unsupported(ctx);
-    if (unsupported !== undefined) return unsupported;
     if (kind === 'local') {
       const password = ctx.input?.password ?? '';
       const hash = ctx.user?.passwordHash ?? null;

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { checkOathCode } from '../../verify/oath.js';
 import type { FlowContext } from '../context.js';
-import { Decision, type AcceptReason } from '../decision.js';
+import { Decision } from '../decision.js';
 import { newNonce, sealState } from '../sealed-state.js';
 
 /** What a client that cannot show a challenge is told when an MS-CHAPv2 login needs a code. */
@@ -14,7 +14,7 @@ export const MS_CHAP_V2_NO_CODE_MESSAGE = 'A one-time code cannot be used with M
  */
 export async function secondFactor(ctx: FlowContext): Promise<Decision | undefined> {
   const user = ctx.user;
-  if (!user) return ctx.unknownUserPass && ctx.firstFactorPassed ? accept(ctx, 'accepted_unknown_user') : Decision.reject('user_unknown');
+  if (!user) return ctx.unknownUserPass && ctx.firstFactorPassed ? Decision.accept('accepted_unknown_user') : Decision.reject('user_unknown');
   const started = performance.now();
   try {
     const { store, keys } = ctx.deps;
@@ -24,7 +24,7 @@ export async function secondFactor(ctx: FlowContext): Promise<Decision | undefin
     const answering = ctx.challenge?.stage === 'second' ? ctx.challenge : undefined;
     if (tokens.length === 0) {
       if (answering) return Decision.reject('not_enrolled');
-      return ctx.policy.unenrolled === 'allow' ? accept(ctx, 'accepted_unenrolled') : Decision.reject('not_enrolled');
+      return ctx.policy.unenrolled === 'allow' ? Decision.accept('accepted_unenrolled') : Decision.reject('not_enrolled');
     }
 
     if (answering) {
@@ -78,10 +78,5 @@ async function checkCode(ctx: FlowContext, code: string): Promise<Decision> {
   });
   if (!result.ok) return Decision.reject(result.reason);
   ctx.method = result.method;
-  return accept(ctx, 'accepted');
-}
-
-/** An accept with the first factor's MPPE keys, when it issued any (its reply attributes are added by the flow). */
-function accept(ctx: FlowContext, reason: AcceptReason): Decision {
-  return ctx.mppeKeys === undefined ? Decision.accept(reason) : { kind: 'accept', reason, mppeKeys: ctx.mppeKeys };
+  return Decision.accept('accepted');
 }
