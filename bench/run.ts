@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { directorySyncBench } from './directory-sync.js';
 import { firstFactorBench } from './first-factor.js';
+import { pendingPushesBench } from './pending-pushes.js';
 import { gatewayCost } from './radius-gateway.js';
 import { userMemoryBench } from './user-memory.js';
 import { freeradiusVersion, machine } from './report.js';
@@ -14,13 +15,15 @@ import { freeradiusVersion, machine } from './report.js';
  * BENCH_QUIET_WAIT_MS (30000), BENCH_FIRST_FACTOR_REQUESTS (2000),
  * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_MEMORY_USERS (1000000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
  * BENCH_FSYNC_BEFORE_REPLY=0 (the gateway answers at commit, without waiting for the fsync).
- * BENCH_ONLY=gateway (only the gateway-cost rows).
+ * BENCH_PUSHES (10000: logins waiting on a push at once).
+ * BENCH_ONLY=gateway (only the gateway-cost rows) or BENCH_ONLY=pushes (only the pending-push row).
  */
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
 async function main(): Promise<void> {
   const started = new Date();
-  const lines: string[] = await gatewayCost({
+  const only = process.env.BENCH_ONLY;
+  const lines: string[] = only === 'pushes' ? [] : await gatewayCost({
     users: env('BENCH_USERS', 20000),
     perFile: env('BENCH_PER_FILE', 5000),
     runs: env('BENCH_RUNS', 3),
@@ -30,7 +33,12 @@ async function main(): Promise<void> {
     ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
   });
   for (const line of lines) process.stdout.write(`${line}\n`);
-  if (process.env.BENCH_ONLY !== 'gateway') {
+  if (only === undefined || only === 'pushes') {
+    const pushes = await pendingPushesBench(env('BENCH_PUSHES', 10_000));
+    for (const line of pushes) process.stdout.write(`${line}\n`);
+    lines.push(...pushes);
+  }
+  if (only === undefined) {
     const more = await firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000), quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000) });
     for (const line of more) process.stdout.write(`${line}\n`);
     lines.push(...more);

@@ -73,6 +73,32 @@ export class UpstreamUnavailable extends GatewayError {
   readonly code = 'GW_ERR_UPSTREAM_UNAVAILABLE';
 }
 
+/**
+ * A second-factor provider (Twilio, Duo, ntfy, a webhook, SMTP) could not be reached, answered
+ * 5xx or timed out, or its circuit breaker is open. The method tries its next provider; with none
+ * left the policy's fail mode decides.
+ */
+export class ProviderUnavailableError extends GatewayError {
+  readonly code = 'GW_ERR_PROVIDER_UNAVAILABLE';
+}
+
+/** A provider answered but refused the request (4xx: bad number, unknown user, bad credentials). */
+export class ProviderRejectedError extends GatewayError {
+  readonly code = 'GW_ERR_PROVIDER_REJECTED';
+  constructor(
+    message: string,
+    /** The HTTP status or the provider's own error code, for the log. */
+    readonly providerCode?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A provider callback was not signed right, expired, or used before. */
+export class CallbackRefusedError extends GatewayError {
+  readonly code = 'GW_ERR_CALLBACK_REFUSED';
+}
+
 /** A listener could not bind its address. */
 export class ListenError extends GatewayError {
   readonly code = 'GW_ERR_LISTEN';

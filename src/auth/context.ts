@@ -11,6 +11,7 @@ import type { FirstFactorChallenges } from './first-factor-challenges.js';
 import type { FirstFactorTargets } from './first-factor-target.js';
 import type { SplitPassword } from './inline-factor.js';
 import type { ChallengeState } from './sealed-state.js';
+import type { CloudVerifier } from '../verify/cloud-verifier.js';
 
 /** What the flow needs from the process: handed in once, shared by every attempt. */
 export interface FlowDeps {
@@ -21,6 +22,8 @@ export interface FlowDeps {
   readonly config: () => GatewayConfig;
   /** Directories and upstream RADIUS servers (first factors `ldap:` and `radius:`). */
   readonly firstFactors?: FirstFactorTargets;
+  /** The cloud providers (push, phone, SMS, voice, email); absent when none is configured. */
+  readonly verifier?: CloudVerifier;
   /** Epoch ms; replaceable in tests. */
   readonly now?: () => number;
 }
@@ -52,6 +55,11 @@ export interface FlowContext {
   /** MPPE keys the first factor's target returned on accept, owed to the NAS with the accept. */
   mppeKeys?: MppeKeys;
   method: string | null;
+  /** For the audit record: the provider used, its message/call id, the number called or texted, the push device's id. */
+  provider?: string;
+  providerMessageId?: string | null;
+  phone?: string | null;
+  deviceToken?: string | null;
   /** Milliseconds per step, for the audit record. */
   readonly timings: Record<string, number>;
 }

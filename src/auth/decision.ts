@@ -41,6 +41,25 @@ export const REJECT_REASONS = [
   'account_expired',
   /** [773] */
   'must_change_password',
+  // Second factor through the cloud (push, phone call, SMS, voice, email).
+  /** The user declined the push, call or two-way SMS. */
+  'denied',
+  /** The push, call or two-way SMS was not answered in time (approval_timeout_seconds). */
+  'approval_timeout',
+  /** The user reported the request as fraud (push "Not me", 0 on a call); the user is blocked when fraud.block_user. */
+  'fraud_reported',
+  /** Number matching: the user picked another number than the prompt showed. */
+  'number_mismatch',
+  /** PIN mode: the PIN keyed in on the call was wrong. */
+  'bad_pin',
+  /** Push-fatigue limit reached (methods.push.max_per_10_minutes): a code method is needed now. */
+  'push_limited',
+  /** SMS or call limit reached (per user or for the whole gateway): toll-fraud protection. */
+  'rate_limited',
+  /** Every provider of the method refused the message (a bad phone number, an unknown Duo user). */
+  'delivery_failed',
+  /** A code was sent (SMS, voice, email) to a client that cannot show a prompt: log in again with password,code. */
+  'code_sent',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -53,6 +72,10 @@ export const ACCEPT_REASONS = [
   'accepted_unknown_user',
   /** The second-factor service failed and the policy's fail mode is `safe`. */
   'accepted_fail_open',
+  /** A one-time bypass (`mfa-gateway bypass add`) replaced the second factor. */
+  'accepted_bypass',
+  /** A recent success of the same user from the same address (policy remember_seconds). */
+  'accepted_remembered',
 ] as const;
 export type AcceptReason = (typeof ACCEPT_REASONS)[number];
 
@@ -68,8 +91,12 @@ export interface MppeKeys {
   readonly recvKey?: Buffer;
 }
 
-/** `challenge_code`: the gateway asks for the second factor. `challenge_first_factor`: it passes on the first factor's question. */
-export type ChallengeReason = 'challenge_code' | 'challenge_first_factor';
+/**
+ * `challenge_code`: the gateway asks for a code. `challenge_method`: it offers the method menu.
+ * `challenge_push`: it shows the number to pick in the app and waits for the answer.
+ * `challenge_first_factor`: it passes on the first factor's question.
+ */
+export type ChallengeReason = 'challenge_code' | 'challenge_method' | 'challenge_push' | 'challenge_first_factor';
 
 export type Decision =
   | {
@@ -108,4 +135,4 @@ export const Decision = {
 } as const;
 
 /** Reasons that count towards the per-user lockout: someone is guessing. */
-export const FAILURE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_password', 'bad_code', 'code_replayed', 'upstream_rejected']);
+export const FAILURE_REASONS: ReadonlySet<RejectReason> = new Set(['bad_password', 'bad_code', 'code_replayed', 'upstream_rejected', 'bad_pin', 'number_mismatch']);

@@ -8,11 +8,12 @@ import { accountStatus } from './steps/account-status.js';
 import { clientPolicy } from './steps/client-policy.js';
 import { findUser } from './steps/find-user.js';
 import { firstFactor } from './steps/first-factor.js';
-import { applyLockout, auditEntry } from './steps/outcome.js';
+import { exemptions } from './steps/exemptions.js';
+import { applyLockout, applyRemember, auditEntry } from './steps/outcome.js';
 import { secondFactor } from './steps/second-factor.js';
 
 /** The steps in order. A feature is a step, never an `if (protocol === …)`. */
-const STEPS: readonly Step[] = [clientPolicy, findUser, accountStatus, firstFactor, secondFactor];
+const STEPS: readonly Step[] = [clientPolicy, findUser, accountStatus, firstFactor, exemptions, secondFactor];
 
 export class UnknownClientError extends GatewayError {
   readonly code = 'GW_ERR_UNKNOWN_CLIENT';
@@ -61,6 +62,7 @@ export class AuthFlow {
       }
       decision ??= Decision.reject('internal_error');
       await applyLockout(ctx, decision);
+      await applyRemember(ctx, decision);
     } catch (err) {
       decision = this.fault(ctx, err);
     }
@@ -98,8 +100,10 @@ export class AuthFlow {
    * a second factor whose service is down, never a first factor that was not checked.
    */
   private fault(ctx: FlowContext, err: unknown): Decision {
-    const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
-    this.deps.log.error({ attemptId: ctx.attempt.id, code, err: errorMessage(err) }, 'fault during attempt');
+    const raw = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
+    this.deps.log.error({ attemptId: ctx.attempt.id, errorCode: raw, err: errorMessage(err) }, 'fault during attempt');
+    // A cloud provider down is the same kind of fault as a directory or upstream down.
+    const code = raw === 'GW_ERR_PROVIDER_UNAVAILABLE' ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : raw;
     if (ctx.firstFactorPassed && ctx.policy.fail_mode === 'safe' && code === 'GW_ERR_UPSTREAM_UNAVAILABLE') {
       return Decision.accept('accepted_fail_open');
     }

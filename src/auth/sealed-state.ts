@@ -25,7 +25,16 @@ export interface ChallengeState {
    * the node that sent the challenge (see FirstFactorChallenges).
    */
   readonly stage: 'first' | 'second';
+  /**
+   * Stage `second` only: what the gateway asked. `code`: a one-time code (TOTP/HOTP or one it
+   * sent). `menu`: which method. `push`: nothing to type; the answer waits for the push or call
+   * started with this challenge (PendingApprovals, keyed by the nonce, on the node that sent it).
+   */
+  readonly step: ChallengeStep;
 }
+
+export type ChallengeStep = 'code' | 'menu' | 'push';
+const STEPS: readonly ChallengeStep[] = ['code', 'menu', 'push'];
 
 const CONTEXT = 'radius-state';
 /** RFC 2865 §5: an attribute value holds at most 253 octets. */
@@ -36,7 +45,9 @@ export function newNonce(): string {
 }
 
 export function sealState(keys: DataKeys, state: ChallengeState): Buffer {
-  const body = Buffer.from(JSON.stringify([1, state.nonce, state.attemptId, state.userId, state.clientName, state.firstFactor, state.expiresAt, state.stage === 'first' ? 1 : 2]));
+  const body = Buffer.from(
+    JSON.stringify([2, state.nonce, state.attemptId, state.userId, state.clientName, state.firstFactor, state.expiresAt, state.stage === 'first' ? 1 : 2, STEPS.indexOf(state.step)]),
+  );
   if (body.length + SEAL_OVERHEAD > MAX_STATE_LENGTH) throw new SealError('challenge state does not fit in a RADIUS State attribute');
   return seal(keys.get('challenge-state'), body, CONTEXT);
 }
@@ -49,10 +60,13 @@ export function openState(keys: DataKeys, sealed: Buffer): ChallengeState | unde
   } catch {
     return undefined;
   }
-  if (!Array.isArray(parsed) || parsed.length !== 8 || parsed[0] !== 1) return undefined;
-  const [, nonce, attemptId, userId, clientName, firstFactor, expiresAt, stage] = parsed as unknown[];
+  // Version 1 (before the step) is read as a code challenge: States live minutes, across an upgrade.
+  if (!Array.isArray(parsed) || !((parsed.length === 8 && parsed[0] === 1) || (parsed.length === 9 && parsed[0] === 2))) return undefined;
+  const [, nonce, attemptId, userId, clientName, firstFactor, expiresAt, stage, stepIndex = 0] = parsed as unknown[];
+  const step = typeof stepIndex === 'number' ? STEPS[stepIndex] : undefined;
+  if (step === undefined) return undefined;
   if (stage !== 1 && stage !== 2) return undefined;
   if (typeof nonce !== 'string' || typeof attemptId !== 'string' || typeof userId !== 'string') return undefined;
   if (typeof clientName !== 'string' || typeof firstFactor !== 'string' || typeof expiresAt !== 'number') return undefined;
-  return { nonce, attemptId, userId, clientName, firstFactor, expiresAt, stage: stage === 1 ? 'first' : 'second' };
+  return { nonce, attemptId, userId, clientName, firstFactor, expiresAt, stage: stage === 1 ? 'first' : 'second', step };
 }

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { registerAudit } from './commands/audit.js';
 import { registerBackup } from './commands/backup.js';
+import { registerBypass } from './commands/bypass.js';
+import { registerDevices } from './commands/devices.js';
 import { registerServe } from './commands/serve.js';
 import { registerSync } from './commands/sync.js';
 import { registerTokens } from './commands/tokens.js';
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   registerBackup(program);
   registerTry(program);
   registerSync(program);
+  registerBypass(program);
+  registerDevices(program);
   // exitOverride and output settings are inherited only by commands added after they are set.
   const inherit = (cmd: Command): void => {
     cmd.exitOverride();

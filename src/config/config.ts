@@ -1,4 +1,5 @@
 import type { RadiusAttribute } from '../radius/codec/packet.js';
+import type { DuoConfig, MethodsConfig, NtfyConfig, SmtpConfig, TwilioConfig, WebhookConfig } from './providers-schema.js';
 import type { ClientConfig, DirectoryConfig, PolicyConfig, RawConfig, UpstreamConfig } from './schema.js';
 
 /** A RADIUS client after its secret reference was resolved. */
@@ -32,6 +33,25 @@ export interface ResolvedUpstream extends Omit<UpstreamConfig, 'servers'> {
   readonly servers: readonly { readonly address: string; readonly port: number; readonly secret: Buffer }[];
 }
 
+/** What every resolved provider has besides its own keys: its name and its CA file's PEM bytes. */
+interface ProviderBase {
+  readonly name: string;
+  readonly ca: Buffer | undefined;
+}
+
+/** A provider with its secret references resolved to text (see PROVIDER_SECRET_KEYS). */
+export type ResolvedProvider =
+  | (Omit<TwilioConfig, 'auth_token' | 'ca_file'> & ProviderBase & { readonly auth_token: string })
+  | (Omit<DuoConfig, 'secret_key' | 'ca_file'> & ProviderBase & { readonly secret_key: string })
+  | (Omit<NtfyConfig, 'access_token' | 'ca_file'> & ProviderBase & { readonly access_token: string | undefined })
+  | (Omit<WebhookConfig, 'secret' | 'ca_file'> & ProviderBase & { readonly secret: string })
+  | (Omit<SmtpConfig, 'password' | 'ca_file'> & ProviderBase & { readonly password: string | undefined });
+
+export interface ResolvedHttp extends Omit<RawConfig['http'], 'tls'> {
+  /** PEM bytes of tls.cert_file and tls.key_file. */
+  readonly tls: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+}
+
 export interface GatewayConfig {
   /** Absolute path of the file this was loaded from. */
   readonly file: string;
@@ -44,6 +64,10 @@ export interface GatewayConfig {
   readonly clients: readonly ResolvedClient[];
   readonly directories: Readonly<Record<string, ResolvedDirectory>>;
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
+  readonly providers: Readonly<Record<string, ResolvedProvider>>;
+  readonly methods: MethodsConfig;
+  readonly http: ResolvedHttp;
+  readonly fraud: RawConfig['fraud'];
   readonly policies: Readonly<Record<string, PolicyConfig>>;
   readonly challenge: RawConfig['challenge'];
   readonly lockout: RawConfig['lockout'];

@@ -5,7 +5,8 @@ import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yam
 import type { Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, SecretError, errorMessage } from '../errors.js';
-import type { GatewayConfig, LoadedConfig, ResolvedClient, ResolvedDirectory, ResolvedUpstream } from './config.js';
+import type { GatewayConfig, LoadedConfig, ResolvedClient, ResolvedDirectory, ResolvedHttp, ResolvedProvider, ResolvedUpstream } from './config.js';
+import { PROVIDER_SECRET_KEYS } from './providers-schema.js';
 import { encodeReplyAttributes } from './reply-attributes-schema.js';
 import { configSchema } from './schema.js';
 import type { RawConfig, SecretRef } from './schema.js';
@@ -55,7 +56,7 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
   for (const [name, dir] of Object.entries(raw.directories)) {
     const password = await resolveSecret(dir.bind_password, directoryPasswordPath(name), { ...ctx, kind: 'password' });
     const { bind_password: _bindPassword, ca_file, ...rest } = dir;
-    directories[name] = { ...rest, name, bind_password: password.value.toString('utf8'), ca: ca_file === undefined ? undefined : await readCaFile(resolve(dataDir, ca_file), name) };
+    directories[name] = { ...rest, name, bind_password: password.value.toString('utf8'), ca: ca_file === undefined ? undefined : await readPemFile(resolve(dataDir, ca_file), `directories.${name}.ca_file`, 'CERTIFICATE') };
     // Encoded once here (the schema validated them): a login only looks its group's attributes up.
     const resolved = directories[name];
     if (resolved !== undefined && dir.reply_attributes !== undefined) directories[name] = { ...resolved, encoded_reply_attributes: encodeReplyAttributes(dir.reply_attributes) };
@@ -70,6 +71,30 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     upstreams[name] = { ...up, name, servers };
   }
 
+  const providers: Record<string, ResolvedProvider> = {};
+  for (const [name, provider] of Object.entries(raw.providers)) {
+    const resolved: Record<string, unknown> = { ...provider, name, ca: provider.ca_file === undefined ? undefined : await readPemFile(resolve(dataDir, provider.ca_file), `providers.${name}.ca_file`, 'CERTIFICATE') };
+    delete resolved.ca_file;
+    for (const key of PROVIDER_SECRET_KEYS[provider.type]) {
+      const ref = (provider as Record<string, unknown>)[key] as SecretRef | undefined;
+      resolved[key] = ref === undefined ? undefined : (await resolveSecret(ref, `providers.${name}.${key}`, { ...ctx, kind: 'password' })).value.toString('utf8');
+    }
+    // The HMAC key of a webhook signs what reaches users' phones: no short, guessable ones.
+    if (provider.type === 'webhook' && String(resolved.secret).length < 32) {
+      const line = `providers.${name}.secret: must be at least 32 characters`;
+      throw new ConfigError(line, [line]);
+    }
+    providers[name] = resolved as unknown as ResolvedProvider;
+  }
+  const { tls: httpTls, ...httpRest } = raw.http;
+  const http: ResolvedHttp = {
+    ...httpRest,
+    tls:
+      httpTls === undefined
+        ? undefined
+        : { cert: await readPemFile(resolve(dataDir, httpTls.cert_file), 'http.tls.cert_file', 'CERTIFICATE'), key: await readPemFile(resolve(dataDir, httpTls.key_file), 'http.tls.key_file', 'PRIVATE KEY') },
+  };
+
   const config: GatewayConfig = {
     file: parsed.file,
     gatewayName: raw.gateway.name ?? hostname(),
@@ -81,6 +106,10 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
     clients,
     directories,
     upstreams,
+    providers,
+    methods: raw.methods,
+    http,
+    fraud: raw.fraud,
     policies: raw.policies,
     challenge: raw.challenge,
     lockout: raw.lockout,
@@ -109,15 +138,17 @@ const clientSecretPath = (i: number): string => `clients[${i}].secret`;
 const directoryPasswordPath = (name: string): string => `directories.${name}.bind_password`;
 const upstreamSecretPath = (name: string, i: number): string => `upstreams.${name}.servers[${i}].secret`;
 
-async function readCaFile(file: string, directory: string): Promise<Buffer> {
+/** A PEM file the config names (a CA, the HTTPS certificate or key); `keyPath` names it in errors. */
+async function readPemFile(file: string, keyPath: string, label: 'CERTIFICATE' | 'PRIVATE KEY'): Promise<Buffer> {
   let pem: Buffer;
   try {
     pem = await readFile(file);
   } catch (err) {
-    throw new ConfigError(`directories.${directory}.ca_file: cannot read ${file}: ${errorMessage(err)}`, [`directories.${directory}.ca_file: cannot read ${file}: ${errorMessage(err)}`]);
+    const line = `${keyPath}: cannot read ${file}: ${errorMessage(err)}`;
+    throw new ConfigError(line, [line]);
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    const line = `directories.${directory}.ca_file: ${file} holds no PEM certificate`;
+  if (!new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(pem.toString('latin1'))) {
+    const line = `${keyPath}: ${file} holds no PEM ${label.toLowerCase()}`;
     throw new ConfigError(line, [line]);
   }
   return pem;
@@ -183,6 +214,12 @@ async function secretProblems(parsed: Parsed, dataDir: string, env: NodeJS.Proce
       path: ['directories', name, 'bind_password'],
       kind: 'password' as const,
     })),
+    ...Object.entries(parsed.raw.providers).flatMap(([name, p]) =>
+      PROVIDER_SECRET_KEYS[p.type].flatMap((key) => {
+        const ref = (p as Record<string, unknown>)[key] as SecretRef | undefined;
+        return ref === undefined ? [] : [{ ref, keyPath: `providers.${name}.${key}`, path: ['providers', name, key], kind: 'password' as const }];
+      }),
+    ),
     ...Object.entries(parsed.raw.upstreams).flatMap(([name, u]) =>
       u.servers.map((server, i) => ({
         ref: server.secret,

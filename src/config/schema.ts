@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { methodsSchema, providerSchema, providerUrl, PROVIDER_CAPABILITIES } from './providers-schema.js';
 import { replyAttributesSchema } from './reply-attributes-schema.js';
+import { secretRefSchema } from './secret-ref-schema.js';
 import { syncSchema } from './sync-schema.js';
 
 /**
@@ -8,15 +10,7 @@ import { syncSchema } from './sync-schema.js';
  * validated here once, defaults applied, then the result is frozen and handed out typed.
  */
 
-/** `{file: path}` (optionally `generate: true` to create a random secret on first start) or `{env: NAME}`. */
-export const secretRefSchema = z.union([
-  z.strictObject({
-    file: z.string().min(1),
-    generate: z.boolean().default(false),
-  }),
-  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }),
-]);
-export type SecretRef = z.infer<typeof secretRefSchema>;
+export { secretRefSchema, type SecretRef } from './secret-ref-schema.js';
 
 const cidr = z.string().refine(isCidrOrAddress, 'must be an IP address or CIDR block (e.g. 127.0.0.1 or 10.1.0.0/16)');
 
@@ -39,7 +33,12 @@ export const firstFactorSchema = z
   .string()
   .regex(/^(local|none|ldap:[A-Za-z0-9_-]+|radius:[A-Za-z0-9_-]+)$/, "must be 'local', 'none', 'ldap:<directory>' or 'radius:<upstream>'");
 
-export const methodSchema = z.enum(['totp', 'hotp']);
+/**
+ * Second-factor methods. `totp`/`hotp`: local OATH tokens. `push`: app push (ntfy, Duo). `phone`:
+ * a call to approve (#) or key in the PIN. `sms`, `voice`, `email`: a one-time code sent that
+ * way and typed back (or, for `sms` in two-way mode, replied to the SMS).
+ */
+export const methodSchema = z.enum(['totp', 'hotp', 'push', 'phone', 'sms', 'voice', 'email']);
 export type MethodName = z.infer<typeof methodSchema>;
 
 export const policySchema = z.strictObject({
@@ -53,6 +52,10 @@ export const policySchema = z.strictObject({
   unknown_users: z.enum(['reject', 'pass']).default('reject'),
   /** `secure`: a second-factor service fault rejects. `safe`: it accepts (audited as accepted_fail_open). */
   fail_mode: z.enum(['secure', 'safe']).default('secure'),
+  /** Accept a user's later logins from the same client address without a second factor for this long after a success (0: off). */
+  remember_seconds: z.number().int().min(0).max(86400).default(0),
+  /** Let users pick a method from a numbered menu (clients that show challenges) when they have no default method. */
+  method_menu: z.boolean().default(true),
 });
 export type PolicyConfig = z.infer<typeof policySchema>;
 
@@ -69,6 +72,11 @@ export const clientSchema = z.strictObject({
   inline_delimiter: z.string().min(1).max(4).default(','),
   /** Whether this NAS can show an Access-Challenge prompt (most VPNs can; RD Gateway cannot). */
   challenge: z.boolean().default(true),
+  /**
+   * How long a login waits for a push or call to be answered. The NAS's own RADIUS timeout
+   * (timeout × retries) must be longer, or it gives up first (README: "Timeouts").
+   */
+  approval_timeout_seconds: z.number().int().min(5).max(300).default(60),
 });
 export type ClientConfig = z.infer<typeof clientSchema>;
 
@@ -178,6 +186,33 @@ export const configSchema = z
     directories: z.record(z.string().regex(NAME, 'letters, digits, _ - only'), directorySchema).default({}),
     /** Upstream RADIUS servers (NPS, FreeRADIUS) for first factors `radius:<name>`. */
     upstreams: z.record(z.string().regex(NAME, 'letters, digits, _ - only'), upstreamSchema).default({}),
+    /** Accounts at second-factor services (Twilio, Duo, ntfy, webhook, SMTP): see providers-schema.ts. */
+    providers: z.record(z.string().regex(NAME, 'letters, digits, _ - only'), providerSchema).default({}),
+    /** Which providers serve each cloud method, in order (the next is tried when one fails), and its limits. */
+    methods: methodsSchema,
+    /** The HTTP listener for provider callbacks (and later the portal). */
+    http: z
+      .strictObject({
+        /** At most one address: put a reverse proxy in front to serve more. */
+        listen: z.array(listenAddress).max(1, 'one address at most (a reverse proxy can serve others)').default([]),
+        /** The URL providers call back (what the Internet sees, e.g. behind a reverse proxy): https:// always. */
+        public_url: providerUrl.optional(),
+        /** Certificate and key (PEM, relative to data_dir) to serve HTTPS. Without them plain HTTP only with insecure: true. */
+        tls: z.strictObject({ cert_file: z.string().min(1), key_file: z.string().min(1) }).optional(),
+        /** Serve plain HTTP (behind a TLS-terminating reverse proxy on the same host). */
+        insecure: z.boolean().default(false),
+        /** Requests per minute per source address on the callback routes. */
+        rate_limit_per_minute: z.number().int().min(1).max(100000).default(300),
+      })
+      .prefault({}),
+    /** What a fraud report (push "this wasn't me", 0 on a call) does. */
+    fraud: z
+      .strictObject({
+        block_user: z.boolean().default(true),
+        /** Admins mailed on every report (through the first smtp provider). */
+        notify: z.array(z.string().regex(/^[^\s@]+@[^\s@]+$/, 'must be an email address')).default([]),
+      })
+      .prefault({}),
     policies: z.record(z.string(), policySchema).default({ default: policySchema.parse({}) }),
     challenge: z
       .strictObject({
@@ -224,6 +259,42 @@ export const configSchema = z
       if (kind === 'radius' && target !== undefined && !(target in cfg.upstreams)) {
         ctx.addIssue({ code: 'custom', path: ['policies', name, 'first_factor'], message: `no upstream named '${target}' in upstreams` });
       }
+    }
+    for (const [method, settings] of Object.entries(cfg.methods)) {
+      if (settings === undefined) continue;
+      settings.providers.forEach((provider, i) => {
+        const defined = cfg.providers[provider];
+        if (defined === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['methods', method, 'providers', i], message: `no provider named '${provider}' in providers` });
+        } else if (!PROVIDER_CAPABILITIES[defined.type].methods.includes(method)) {
+          ctx.addIssue({ code: 'custom', path: ['methods', method, 'providers', i], message: `provider '${provider}' (${defined.type}) cannot do ${method}` });
+        } else if (defined.type === 'webhook' && !(defined.channels as readonly string[]).includes(method)) {
+          ctx.addIssue({ code: 'custom', path: ['methods', method, 'providers', i], message: `webhook provider '${provider}' does not list ${method} in its channels` });
+        }
+      });
+    }
+    for (const [name, policy] of Object.entries(cfg.policies)) {
+      policy.methods.forEach((method, i) => {
+        if (method !== 'totp' && method !== 'hotp' && cfg.methods[method] === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['policies', name, 'methods', i], message: `method '${method}' needs methods.${method}.providers` });
+        }
+      });
+    }
+    // Providers that call the gateway back (call keypresses, push buttons, SMS replies) need the listener and its public URL.
+    const callbacks = Object.entries(cfg.providers).some(([, p]) => p.type === 'twilio' || p.type === 'ntfy');
+    if (callbacks && (cfg.http.listen.length === 0 || cfg.http.public_url === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['http'], message: 'twilio and ntfy providers call the gateway back: set http.listen and http.public_url' });
+    }
+    if (cfg.http.listen.length > 0 && cfg.http.tls === undefined && !cfg.http.insecure) {
+      ctx.addIssue({ code: 'custom', path: ['http', 'tls'], message: 'set tls.cert_file and tls.key_file, or insecure: true behind a TLS-terminating proxy' });
+    }
+    for (const [name, p] of Object.entries(cfg.providers)) {
+      if (p.type === 'smtp' && p.tls === 'none' && !p.insecure) {
+        ctx.addIssue({ code: 'custom', path: ['providers', name, 'tls'], message: "tls: none sends codes in clear text; use starttls or implicit, or insecure: true" });
+      }
+    }
+    if (cfg.fraud.notify.length > 0 && !Object.values(cfg.providers).some((p) => p.type === 'smtp')) {
+      ctx.addIssue({ code: 'custom', path: ['fraud', 'notify'], message: 'mailing admins needs an smtp provider in providers' });
     }
     for (const [name, dir] of Object.entries(cfg.directories)) {
       dir.urls.forEach((url, i) => {

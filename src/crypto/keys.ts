@@ -1,7 +1,7 @@
 import { hkdfSync } from 'node:crypto';
 
 /** What a derived key is for. Each purpose gets its own key, so one can never open another's data. */
-export type KeyPurpose = 'oath-secret' | 'challenge-state' | 'callback-token';
+export type KeyPurpose = 'oath-secret' | 'challenge-state' | 'callback-token' | 'sent-code';
 
 /**
  * Keys derived from the one master key (data/master.key) with HKDF-SHA256. Rotating the master

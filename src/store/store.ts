@@ -1,5 +1,11 @@
 import type {
   AccountingEntry,
+  Bypass,
+  NewBypass,
+  NewPushDevice,
+  NewSentCode,
+  PushDevice,
+  SentCode,
   AuditEntry,
   AuditQuery,
   AuditRecord,
@@ -89,6 +95,35 @@ export interface Store {
    * no longer `expected` (another request used it first).
    */
   advanceHotpCounter(tokenId: string, expected: number, next: number, now: number): Promise<boolean>;
+
+  // --- cloud verification ------------------------------------------------------------------
+  addPushDevice(device: NewPushDevice): Promise<PushDevice>;
+  listPushDevices(userId: string): Promise<PushDevice[]>;
+  /** Throws NotFoundError. */
+  deletePushDevice(id: string): Promise<void>;
+  markPushDeviceUsed(id: string, now: number): Promise<void>;
+  addSentCode(code: NewSentCode): Promise<void>;
+  /** Codes of the user not expired yet (used ones included: a second use is a replay), newest first. */
+  listLiveSentCodes(userId: string, now: number): Promise<SentCode[]>;
+  /** Marks the code used; false when it was used (or expired) already: one conditional write. */
+  useSentCode(id: string, now: number): Promise<boolean>;
+  addBypass(bypass: NewBypass): Promise<Bypass>;
+  /** Live bypasses (uses left, not expired), of one user or of all. */
+  listBypasses(userId: string | undefined, now: number): Promise<Bypass[]>;
+  /** Takes one use of a live bypass of the user; the bypass taken, or undefined when none is left. */
+  useBypass(userId: string, now: number): Promise<Bypass | undefined>;
+  /** Removes all bypasses of the user; how many. */
+  deleteBypasses(userId: string): Promise<number>;
+  /** Remembers a success of the user from `clientKey` until `expiresAt`. */
+  rememberLogin(userId: string, clientKey: string, expiresAt: number): Promise<void>;
+  isLoginRemembered(userId: string, clientKey: string, now: number): Promise<boolean>;
+  /** Forgets every remembered login of the user (a fraud report, an admin). */
+  forgetLogins(userId: string): Promise<void>;
+  /**
+   * Rate limit: records one event of (scope, key) at `now` when fewer than `limit` happened in
+   * the `windowMs` before, atomically. True when recorded (under the limit).
+   */
+  takeRateSlot(scope: string, key: string, windowMs: number, limit: number, now: number): Promise<boolean>;
 
   // --- lockout -----------------------------------------------------------------------------
   getLockout(userId: string, now: number): Promise<LockoutState>;

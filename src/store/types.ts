@@ -22,6 +22,10 @@ export interface User {
   readonly blocked: boolean;
   /** scrypt hash (see src/crypto/password-hash.ts) for first factor `local`; null when none is set. */
   readonly passwordHash: string | null;
+  /** scrypt hash of the PIN for phone calls in PIN mode; null when none is set. */
+  readonly pinHash: string | null;
+  /** The user must choose a new PIN at the next PIN call (set by an admin with a temporary PIN). */
+  readonly pinMustChange: boolean;
   readonly source: UserSource;
   readonly createdAt: number;
   readonly updatedAt: number;
@@ -42,6 +46,8 @@ export interface NewUser {
   readonly enabled?: boolean;
   readonly blocked?: boolean;
   readonly passwordHash?: string | null;
+  readonly pinHash?: string | null;
+  readonly pinMustChange?: boolean;
   readonly source?: UserSource;
 }
 
@@ -300,4 +306,61 @@ export interface SyncRunQuery {
   readonly item?: string;
   /** Newest first; default 50. */
   readonly limit?: number;
+}
+
+// --- cloud verification ------------------------------------------------------------------------
+
+/** A device that receives pushes: an ntfy topic, or the user's name at Duo. */
+export interface PushDevice {
+  readonly id: string;
+  readonly userId: string;
+  /** The provider (config `providers.<name>`) that reaches it. */
+  readonly provider: string;
+  /** The ntfy topic or the Duo user name. A secret of sorts: never logged. */
+  readonly address: string;
+  readonly label: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+}
+
+export interface NewPushDevice {
+  readonly id?: string;
+  readonly userId: string;
+  readonly provider: string;
+  readonly address: string;
+  readonly label: string;
+}
+
+/** A one-time code sent by SMS, voice or email, kept as an HMAC only. */
+export interface SentCode {
+  readonly id: string;
+  readonly userId: string;
+  /** 'sms', 'voice' or 'email'. */
+  readonly method: string;
+  readonly provider: string;
+  /** HMAC-SHA256 of the code (src/verify/sent-codes.ts); null when the provider checks its own code (Duo). */
+  readonly codeHash: Buffer | null;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+  readonly createdAt: number;
+}
+
+export type NewSentCode = Omit<SentCode, 'usedAt' | 'createdAt'> & { readonly createdAt: number };
+
+/** A one-time bypass of the second factor (`mfa-gateway bypass add`). */
+export interface Bypass {
+  readonly id: string;
+  readonly userId: string;
+  readonly expiresAt: number;
+  readonly usesLeft: number;
+  readonly reason: string | null;
+  readonly createdAt: number;
+}
+
+export interface NewBypass {
+  readonly userId: string;
+  readonly expiresAt: number;
+  readonly uses: number;
+  readonly reason?: string | null;
+  readonly now: number;
 }

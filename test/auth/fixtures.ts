@@ -5,7 +5,8 @@ import path from 'node:path';
 import { TOTP, Secret } from 'otpauth';
 import type { AuthAttempt } from '../../src/auth/attempt.js';
 import { AuthFlow } from '../../src/auth/flow.js';
-import type { GatewayConfig } from '../../src/config/config.js';
+import type { GatewayConfig, ResolvedProvider } from '../../src/config/config.js';
+import type { CloudVerifier } from '../../src/verify/cloud-verifier.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DataKeys } from '../../src/crypto/keys.js';
 import { hashPassword } from '../../src/crypto/password-hash.js';
@@ -37,6 +38,11 @@ export function testConfig(raw: Record<string, unknown> = {}, dataDir = '/nonexi
     clients: parsed.clients.map((c) => ({ ...c, secret: Buffer.from('0123456789abcdef') })),
     directories: {},
     upstreams: {},
+    // Secrets are not needed by the flow: every provider a test uses is a test double.
+    providers: Object.fromEntries(Object.entries(parsed.providers).map(([name, p]) => [name, { ...p, name, ca: undefined } as unknown as ResolvedProvider])),
+    methods: parsed.methods,
+    http: { ...parsed.http, tls: undefined },
+    fraud: parsed.fraud,
     policies: parsed.policies,
     challenge: parsed.challenge,
     lockout: parsed.lockout,
@@ -60,7 +66,7 @@ export interface FlowHarness {
 
 export const SEED = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 
-export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?: (s: Store) => Store, firstFactors?: FirstFactorTargets): Promise<FlowHarness> {
+export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?: (s: Store) => Store, firstFactors?: FirstFactorTargets, verifier?: CloudVerifier): Promise<FlowHarness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mfa-flow-'));
   const config = testConfig(raw, dir);
   const realStore = await openSqliteStore({ path: config.store.sqlite.path });
@@ -113,6 +119,7 @@ export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?:
     config: () => h.config,
     now: () => h.now,
     ...(firstFactors === undefined ? {} : { firstFactors }),
+    ...(verifier === undefined ? {} : { verifier }),
   });
   return h;
 }

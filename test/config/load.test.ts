@@ -109,7 +109,7 @@ void t.test('the shipped conf/gateway.yaml loads and generates its secrets once'
   t.equal(client?.policy, 'default');
   t.equal(client?.secret.toString(), (await readFile(join(dataDir, 'radius-secret'), 'utf8')).trimEnd());
   t.same(config.policies, {
-    default: { first_factor: 'local', methods: ['totp'], unenrolled: 'reject', unknown_users: 'reject', fail_mode: 'secure' },
+    default: { first_factor: 'local', methods: ['totp'], unenrolled: 'reject', unknown_users: 'reject', fail_mode: 'secure', remember_seconds: 0, method_menu: true },
   });
   t.same(config.store, { engine: 'sqlite', sqlite: { path: join(dataDir, 'gateway.db'), fsync_before_reply: true } });
   t.equal(config.lockout.max_failures, 5);
@@ -488,4 +488,72 @@ upstreams:
     const file = await setup(t, withTargets, { ...files, 'corp-ca.pem': 'not a certificate' });
     await t.rejects(loadConfig(file, { env: { MFA_GW_NPS2: 'another-secret-0123' } }), /directories\.corp\.ca_file: .* holds no PEM certificate/);
   });
+});
+
+void t.test('providers, methods and the callback listener: checked by key path, secrets resolved', async (t) => {
+  const providers = `providers:
+  tw:
+    type: twilio
+    account_sid: AC0123456789abcdef0123456789abcdef
+    auth_token: {file: tw-token}
+    from: "+15005550006"
+  hook:
+    type: webhook
+    url: https://sms.example.test/send
+    secret: {file: hook-secret}
+  mail:
+    type: smtp
+    host: smtp.example.test
+    from: mfa@example.test
+    tls: none
+`;
+  const bad = await setup(
+    t,
+    `${VALID}${providers}methods:
+  sms: {providers: [hook, nope]}
+  push: {providers: [tw]}
+  voice: {providers: [hook]}
+policies:
+  default: {methods: [totp, email]}
+fraud: {notify: [not-an-address]}
+`,
+    VALID_FILES,
+  );
+  const issues = await configIssues(t, bad);
+  t.match(issues.join('\n'), /methods\.sms\.providers\[1\]: no provider named 'nope' in providers/);
+  t.match(issues.join('\n'), /methods\.push\.providers\[0\]: provider 'tw' \(twilio\) cannot do push/);
+  t.match(issues.join('\n'), /methods\.voice\.providers\[0\]: webhook provider 'hook' does not list voice in its channels/);
+  t.match(issues.join('\n'), /policies\.default\.methods\[1\]: method 'email' needs methods\.email\.providers/);
+  t.match(issues.join('\n'), /http: twilio and ntfy providers call the gateway back: set http\.listen and http\.public_url/);
+  t.match(issues.join('\n'), /providers\.mail\.tls: tls: none sends codes in clear text/);
+  t.match(issues.join('\n'), /fraud\.notify\[0\]: must be an email address/);
+
+  const plainHttp = await setup(t, `${VALID}providers:\n  n: {type: ntfy, base_url: "http://ntfy.example.test"}\n`, VALID_FILES);
+  t.match((await configIssues(t, plainHttp)).join('\n'), /providers\.n\.base_url: must be an https:\/\/ URL \(http:\/\/ only to a loopback address\)/);
+
+  const good = await setup(
+    t,
+    `${VALID}${providers.replace('tls: none', 'tls: starttls')}methods:
+  sms: {providers: [tw, hook]}
+  phone: {providers: [tw], mode: pin}
+policies:
+  default: {methods: [totp, sms, phone], remember_seconds: 60}
+http:
+  listen: [{address: 127.0.0.1, port: 8443}]
+  public_url: https://mfa.example.test
+  insecure: true
+`,
+    { ...VALID_FILES, 'tw-token': 'twilio-token-value\n', 'hook-secret': `${'h'.repeat(40)}\n` },
+  );
+  const { config } = await loadConfig(good, { generateSecrets: false });
+  t.match(config.providers.tw, { type: 'twilio', auth_token: 'twilio-token-value', name: 'tw', ca: undefined });
+  t.match(config.providers.hook, { type: 'webhook', secret: 'h'.repeat(40), channels: ['sms'] });
+  t.match(config.methods.sms, { providers: ['tw', 'hook'], mode: 'one_way', code_length: 6, ttl_seconds: 300, per_user_per_hour: 5 });
+  t.match(config.methods.phone, { mode: 'pin', pin_min_length: 4 });
+  t.equal(config.clients[0]?.approval_timeout_seconds, 60);
+  t.match(config.policies.default, { remember_seconds: 60, method_menu: true });
+  t.same(await checkConfig(good), []);
+
+  const short = await setup(t, `${VALID}providers:\n  hook: {type: webhook, url: "https://sms.example.test", secret: {file: hook-secret}}\n`, { ...VALID_FILES, 'hook-secret': 'short\n' });
+  await t.rejects(loadConfig(short, { generateSecrets: false }), { code: 'GW_ERR_CONFIG', message: 'providers.hook.secret: must be at least 32 characters' });
 });

@@ -50,11 +50,12 @@ t.test('challenge State: round trip, fits the attribute, tamper-evident', async 
     firstFactor: 'local',
     expiresAt: Date.now() + 120_000,
     stage: 'second' as const,
+    step: 'push' as const,
   };
   const sealed = sealState(keys, state);
   t.ok(sealed.length <= MAX_STATE_LENGTH, `${sealed.length} bytes`);
   t.same(openState(keys, sealed), state);
-  const first = { ...state, firstFactor: 'radius:nps-cluster-west', userId: '', stage: 'first' as const };
+  const first = { ...state, firstFactor: 'radius:nps-cluster-west', userId: '', stage: 'first' as const, step: 'code' as const };
   t.same(openState(keys, sealState(keys, first)), first, 'a first-factor challenge keeps its stage');
   t.equal(openState(new DataKeys(randomBytes(32)), sealed), undefined, 'another key');
   const bad = Buffer.from(sealed);

@@ -3,7 +3,7 @@ import type { ResolvedClient } from '../../src/config/config.js';
 import { ClientTable, canonicalAddress } from '../../src/radius/clients.js';
 
 function client(name: string, addresses: string[]): ResolvedClient {
-  return { name, addresses, secret: Buffer.from('x'.repeat(16)), policy: 'default', require_message_authenticator: true, inline_delimiter: ',', challenge: true };
+  return { name, addresses, secret: Buffer.from('x'.repeat(16)), policy: 'default', require_message_authenticator: true, inline_delimiter: ',', challenge: true, approval_timeout_seconds: 60 };
 }
 
 t.test('most specific block wins, unknown sources match nothing', async (t) => {

@@ -669,4 +669,102 @@ export function storeContract(t: Test, makeStore: () => Promise<StoreHarness>): 
       await other.close();
     }
   });
+
+  // --- cloud verification ------------------------------------------------------------------
+
+  withStore('push devices, PINs: added, listed, used, deleted; gone with the user; sync never touches the PIN', async (t, { store }) => {
+    const user = await store.createUser({ username: 'pia' });
+    const device = await store.addPushDevice({ userId: user.id, provider: 'ntfy', address: 'mfa_topic_1', label: 'phone' });
+    t.match(device, { userId: user.id, provider: 'ntfy', address: 'mfa_topic_1', label: 'phone', lastUsedAt: null });
+    await store.markPushDeviceUsed(device.id, 1_000);
+    t.match(await store.listPushDevices(user.id), [{ id: device.id, lastUsedAt: 1_000 }]);
+    await t.rejects(store.addPushDevice({ userId: 'nobody', provider: 'ntfy', address: 'x', label: 'x' }), { code: 'GW_ERR_NOT_FOUND' });
+    await store.deletePushDevice(device.id);
+    await t.rejects(store.deletePushDevice(device.id), { code: 'GW_ERR_NOT_FOUND' });
+    t.same(await store.listPushDevices(user.id), []);
+
+    const pinned = await store.updateUser(user.id, { pinHash: 'scrypt$pin', pinMustChange: true });
+    t.match(pinned, { pinHash: 'scrypt$pin', pinMustChange: true });
+    t.match(await store.updateUser(user.id, { email: 'p@example.test' }), { pinHash: 'scrypt$pin', pinMustChange: true }, 'other updates keep the PIN');
+    await store.addPushDevice({ userId: user.id, provider: 'ntfy', address: 'mfa_topic_2', label: 'phone' });
+    await store.deleteUser(user.id);
+    t.same(await store.listPushDevices(user.id), [], 'devices go with the user');
+
+    await store.upsertDirectoryUsers('directory:corp', [{ externalId: 'g-1', username: 'sam', upn: null, firstName: null, lastName: null, email: null, phone: null, mobile: null, defaultMethod: null, language: null, enabled: true }], { item: 'all', now: 1 });
+    const sam = (await store.findUser('sam'))!;
+    await store.updateUser(sam.id, { pinHash: 'scrypt$sam' });
+    await store.upsertDirectoryUsers('directory:corp', [{ externalId: 'g-1', username: 'sam', upn: null, firstName: 'Sam', lastName: null, email: null, phone: null, mobile: null, defaultMethod: null, language: null, enabled: true }], { item: 'all', now: 2 });
+    t.match(await store.findUser('sam'), { firstName: 'Sam', pinHash: 'scrypt$sam' }, 'a sync update keeps the PIN');
+  });
+
+  withStore('sent codes: live until expiry, used once (one winner among racers), pruned', async (t, h) => {
+    const { store } = h;
+    const user = await store.createUser({ username: 'otto' });
+    const hash = Buffer.alloc(32, 7);
+    await store.addSentCode({ id: 'c1', userId: user.id, method: 'sms', provider: 'tw', codeHash: hash, expiresAt: 10_000, createdAt: 1_000 });
+    await store.addSentCode({ id: 'c2', userId: user.id, method: 'sms', provider: 'duo', codeHash: null, expiresAt: 20_000, createdAt: 2_000 });
+    t.match(await store.listLiveSentCodes(user.id, 5_000), [{ id: 'c2', codeHash: null }, { id: 'c1', codeHash: hash, usedAt: null }], 'newest first');
+    const r = await racers(h);
+    try {
+      const wins = await Promise.all([...r.stores, ...r.stores].map((s) => s.useSentCode('c1', 5_000)));
+      t.equal(wins.filter(Boolean).length, 1, 'one winner');
+    } finally {
+      await r.close();
+    }
+    t.match(await store.listLiveSentCodes(user.id, 5_000), [{ id: 'c2' }, { id: 'c1', usedAt: 5_000 }], 'a used code stays visible (a second use is a replay) until it expires');
+    t.equal(await store.useSentCode('c2', 25_000), false, 'expired');
+    t.same((await store.listLiveSentCodes(user.id, 25_000)).map((c) => c.id), []);
+    await store.prune(25_000);
+  });
+
+  withStore('bypasses: uses counted down, expiry, one winner for the last use, delete', async (t, h) => {
+    const { store } = h;
+    const user = await store.createUser({ username: 'bea' });
+    const b = await store.addBypass({ userId: user.id, expiresAt: 60_000, uses: 2, reason: 'lost phone', now: 1_000 });
+    t.match(b, { userId: user.id, usesLeft: 2, reason: 'lost phone', expiresAt: 60_000 });
+    t.match(await store.useBypass(user.id, 2_000), { id: b.id, usesLeft: 1 });
+    const r = await racers(h);
+    try {
+      const taken = await Promise.all([...r.stores, ...r.stores].map((s) => s.useBypass(user.id, 3_000)));
+      t.equal(taken.filter((x) => x !== undefined).length, 1, 'the last use goes to one request');
+    } finally {
+      await r.close();
+    }
+    t.equal(await store.useBypass(user.id, 4_000), undefined);
+    await store.addBypass({ userId: user.id, expiresAt: 10_000, uses: 1, now: 5_000 });
+    t.equal(await store.useBypass(user.id, 10_000), undefined, 'expired at expiresAt');
+    await store.addBypass({ userId: user.id, expiresAt: 90_000, uses: 1, now: 5_000 });
+    t.equal((await store.listBypasses(undefined, 20_000)).length, 1);
+    t.equal((await store.listBypasses(user.id, 20_000)).length, 1);
+    t.equal(await store.deleteBypasses(user.id), 3);
+    t.same(await store.listBypasses(user.id, 20_000), []);
+    await t.rejects(store.addBypass({ userId: user.id, expiresAt: 90_000, uses: 0, now: 5_000 }), { code: 'GW_ERR_INVALID_INPUT' });
+  });
+
+  withStore('remembered logins and rate slots', async (t, h) => {
+    const { store } = h;
+    const user = await store.createUser({ username: 'rita' });
+    await store.rememberLogin(user.id, 'vpn|198.51.100.7', 10_000);
+    t.equal(await store.isLoginRemembered(user.id, 'vpn|198.51.100.7', 9_999), true);
+    t.equal(await store.isLoginRemembered(user.id, 'vpn|198.51.100.8', 9_999), false);
+    t.equal(await store.isLoginRemembered(user.id, 'vpn|198.51.100.7', 10_000), false, 'expired');
+    await store.rememberLogin(user.id, 'vpn|198.51.100.7', 20_000);
+    t.equal(await store.isLoginRemembered(user.id, 'vpn|198.51.100.7', 15_000), true, 'extended');
+    await store.forgetLogins(user.id);
+    t.equal(await store.isLoginRemembered(user.id, 'vpn|198.51.100.7', 15_000), false, 'forgotten');
+
+    const r = await racers(h);
+    try {
+      const slots = await Promise.all(Array.from({ length: 10 }, (_, i) => r.stores[i % r.stores.length]!.takeRateSlot('push', user.id, 600_000, 5, 1_000_000)));
+      t.equal(slots.filter(Boolean).length, 5, 'exactly the limit, among racers');
+    } finally {
+      await r.close();
+    }
+    t.equal(await store.takeRateSlot('push', user.id, 600_000, 5, 1_000_000 + 600_000), true, 'the window moved on');
+    t.equal(await store.takeRateSlot('push', 'someone-else', 600_000, 5, 1_000_000), true, 'per key');
+    t.equal(await store.takeRateSlot('sms', '*', 3_600_000, 0, 1_000_000), false, 'limit 0 refuses');
+    await store.prune(1_000_000 + 86_400_001);
+    // Six events of (push, user) were taken; the five at 1 000 000 are older than a day now.
+    t.equal(await store.takeRateSlot('push', user.id, 86_400_000 * 2, 2, 1_000_000 + 86_400_001), true, 'events older than a day are pruned');
+  });
 }

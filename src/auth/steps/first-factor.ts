@@ -74,6 +74,7 @@ export async function firstFactor(ctx: FlowContext): Promise<Decision | undefine
         firstFactor: kind,
         expiresAt: ctx.now + ttlMs,
         stage: 'first',
+        step: 'code',
       });
       ctx.firstFactorChallenges.put(nonce, { continuation: outcome.continuation }, ttlMs);
       return Decision.challenge(state, outcome.prompt, 'challenge_first_factor');

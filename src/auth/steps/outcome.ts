@@ -18,6 +18,21 @@ export async function applyLockout(ctx: FlowContext, decision: Decision): Promis
   }
 }
 
+/**
+ * Remembers a success with a second factor for (user, end-user address) when the policy says so
+ * (remember_seconds): the next logins from there within that time skip the second factor.
+ */
+export async function applyRemember(ctx: FlowContext, decision: Decision): Promise<void> {
+  const seconds = ctx.policy.remember_seconds;
+  if (seconds === 0 || !ctx.user || decision.kind !== 'accept' || decision.reason !== 'accepted' || ctx.method === null) return;
+  await ctx.deps.store.rememberLogin(ctx.user.id, rememberKey(ctx), ctx.now + seconds * 1000);
+}
+
+/** The end user's address as the NAS reports it (Calling-Station-Id), else the NAS's own, per client. */
+export function rememberKey(ctx: FlowContext): string {
+  return `${ctx.client.name}|${ctx.attempt.nas.callingStationId ?? ctx.attempt.client.ip}`;
+}
+
 /** The audit record of one attempt: who, how, through which client, with what result. */
 export function auditEntry(ctx: FlowContext, decision: Decision, decidedAt: number): AuditEntry {
   const { attempt, user } = ctx;
@@ -34,12 +49,12 @@ export function auditEntry(ctx: FlowContext, decision: Decision, decidedAt: numb
     firstName: user?.firstName ?? null,
     lastName: user?.lastName ?? null,
     email: user?.email ?? null,
-    phone: null,
-    deviceToken: null,
+    phone: ctx.phone ?? null,
+    deviceToken: ctx.deviceToken ?? null,
     firstFactor: ctx.firstFactor,
     method: ctx.method,
-    provider: null,
-    providerMessageId: null,
+    provider: ctx.provider ?? null,
+    providerMessageId: ctx.providerMessageId ?? null,
     gatewayName: ctx.config.gatewayName,
     gatewayIp: attempt.localAddress,
     clientName: ctx.client.name,

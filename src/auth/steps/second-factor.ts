@@ -1,82 +1,202 @@
 import { performance } from 'node:perf_hooks';
-import { checkOathCode } from '../../verify/oath.js';
+import { checkOathCode, CODE_PATTERN } from '../../verify/oath.js';
+import { checkSentCode } from '../../verify/sent-codes.js';
 import type { FlowContext } from '../context.js';
 import { Decision } from '../decision.js';
-import { newNonce, sealState } from '../sealed-state.js';
+import { keywordMethod, menuChoice, menuPrompt, usableMethods, type UsableMethod } from '../method-choice.js';
+import { awaitApproval, codePrompt, loginOf, numberMatch, recipientOf, sendCode, startApproval } from '../out-of-band.js';
+import { newNonce, sealState, type ChallengeStep } from '../sealed-state.js';
 
 /** What a client that cannot show a challenge is told when an MS-CHAPv2 login needs a code. */
 export const MS_CHAP_V2_NO_CODE_MESSAGE = 'A one-time code cannot be used with MS-CHAPv2 on this VPN: use PAP with password,code';
 
 /**
- * Runs the second factor: an inline code, the answer to a challenge, or a new challenge when the
- * client can show one. Only methods the policy allows are used. An MS-CHAPv2 login has no room
- * for an inline code: the code comes through the challenge, or not at all.
+ * Runs the second factor: an inline code or method keyword, the answer to one of the gateway's
+ * challenges (a code, a menu pick, the wait for a number-matched push), or the user's default
+ * method. Only methods the policy allows and the user has set up are used.
  */
 export async function secondFactor(ctx: FlowContext): Promise<Decision | undefined> {
   const user = ctx.user;
   if (!user) return ctx.unknownUserPass && ctx.firstFactorPassed ? Decision.accept('accepted_unknown_user') : Decision.reject('user_unknown');
   const started = performance.now();
   try {
-    const { store, keys } = ctx.deps;
     const allowed = new Set<string>(ctx.policy.methods);
-    const tokens = (await store.listTokens(user.id)).filter((t) => t.enabled && allowed.has(t.kind));
+    const tokens = (await ctx.deps.store.listTokens(user.id)).filter((t) => t.enabled && allowed.has(t.kind));
     ctx.tokens = tokens;
+    const usable = await usableMethods(ctx, tokens);
     const answering = ctx.challenge?.stage === 'second' ? ctx.challenge : undefined;
-    if (tokens.length === 0) {
+    if (usable.length === 0) {
       if (answering) return Decision.reject('not_enrolled');
       return ctx.policy.unenrolled === 'allow' ? Decision.accept('accepted_unenrolled') : Decision.reject('not_enrolled');
     }
 
     if (answering) {
-      // Claimed before the code is checked: one answer per challenge, right or wrong.
-      const fresh = await store.claimOnce('radius-state', answering.nonce, answering.expiresAt, ctx.now);
+      // Claimed first: one answer per challenge, right or wrong.
+      const fresh = await ctx.deps.store.claimOnce('radius-state', answering.nonce, answering.expiresAt, ctx.now);
       if (!fresh) return Decision.reject('challenge_replayed');
       const carried = ctx.firstFactorChallenges.take(answering.nonce);
       if (carried?.replyAttributes !== undefined) ctx.replyAttributes = carried.replyAttributes;
       if (carried?.mppeKeys !== undefined) ctx.mppeKeys = carried.mppeKeys;
-      return await checkCode(ctx, ctx.attempt.response ?? '');
+      const response = (ctx.attempt.response ?? '').trim();
+      if (answering.step === 'push') {
+        const pending = ctx.deps.verifier?.approvals.get(answering.nonce);
+        // Held by the node that sent the challenge; after a restart (or on another node) it is gone.
+        if (pending === undefined) return Decision.reject('challenge_expired', 'The sign-in request expired: log in again');
+        return await awaitApproval(ctx, pending);
+      }
+      if (answering.step === 'menu' && !CODE_PATTERN.test(response)) {
+        const picked = menuChoice(usable, response);
+        if (picked === undefined) return Decision.reject('method_not_allowed');
+        return await runMethod(ctx, picked);
+      }
+      return await checkCode(ctx, response);
     }
 
     const input = ctx.input;
-    if (input?.keyword !== undefined) return Decision.reject('method_not_allowed');
     if (input?.code !== undefined) return await checkCode(ctx, input.code);
-
-    if (!ctx.client.challenge) return Decision.reject('code_missing', ctx.attempt.msChapV2 === undefined ? undefined : MS_CHAP_V2_NO_CODE_MESSAGE);
-    const ttlMs = ctx.config.challenge.ttl_seconds * 1000;
-    const nonce = newNonce();
-    // The first factor's reply attributes and MPPE keys wait for the accept that answers this
-    // challenge (which encrypts the keys for its own request).
-    if (ctx.replyAttributes !== undefined || ctx.mppeKeys !== undefined) {
-      ctx.firstFactorChallenges.put(
-        nonce,
-        { ...(ctx.replyAttributes === undefined ? {} : { replyAttributes: ctx.replyAttributes }), ...(ctx.mppeKeys === undefined ? {} : { mppeKeys: ctx.mppeKeys }) },
-        ttlMs,
-      );
+    if (input?.keyword !== undefined) {
+      const method = keywordMethod(input.keyword);
+      if (method === undefined || !allowed.has(method)) return Decision.reject('method_not_allowed');
+      const picked = usable.find((m) => m.method === method);
+      if (picked === undefined) return Decision.reject('not_enrolled');
+      return await runMethod(ctx, picked);
     }
-    const state = sealState(keys, {
-      nonce,
-      attemptId: ctx.attempt.id,
-      userId: user.id,
-      clientName: ctx.client.name,
-      firstFactor: ctx.firstFactor ?? 'none',
-      expiresAt: ctx.now + ttlMs,
-      stage: 'second',
-    });
-    ctx.method = tokens[0]?.kind ?? null;
-    return Decision.challenge(state, ctx.config.challenge.prompt);
+    const preferred = usable.find((m) => m.method === user.defaultMethod);
+    if (preferred === undefined && ctx.client.challenge && ctx.policy.method_menu && usable.length > 1 && !onlyCodeMethods(usable)) {
+      return challenge(ctx, 'menu', menuPrompt(usable), 'challenge_method');
+    }
+    return await runMethod(ctx, preferred ?? usable[0]!);
   } finally {
     ctx.timings.secondFactor = performance.now() - started;
   }
 }
 
+function onlyCodeMethods(usable: readonly UsableMethod[]): boolean {
+  return usable.every((m) => m.method === 'totp' || m.method === 'hotp');
+}
+
+async function runMethod(ctx: FlowContext, picked: UsableMethod): Promise<Decision> {
+  switch (picked.method) {
+    case 'totp':
+    case 'hotp':
+      ctx.method = picked.method;
+      return askForCode(ctx, ctx.config.challenge.prompt);
+    case 'email':
+    case 'voice':
+      return codeMethod(ctx, picked);
+    case 'sms':
+      return ctx.config.methods.sms?.mode === 'two_way' ? approval(ctx, picked) : codeMethod(ctx, picked);
+    case 'phone':
+      return approval(ctx, picked);
+    case 'push': {
+      // Number matching needs a prompt to show the number on: a client that shows challenges.
+      const matching = ctx.config.methods.push?.number_matching === true && ctx.client.challenge;
+      if (!matching) return approval(ctx, picked);
+      const nonce = newNonce();
+      const numbers = numberMatch();
+      const started = await startApproval(ctx, picked, { id: nonce, numberMatch: numbers });
+      if (!('outcome' in started)) return started;
+      ctx.method = 'push';
+      ctx.provider = started.provider;
+      ctx.providerMessageId = started.messageId;
+      if (started.deviceId !== null) ctx.deviceToken = started.deviceId;
+      // A provider without number matching (Duo) shows its own approve button: nothing to pick.
+      const showsNumbers = ctx.deps.verifier?.get(started.provider)?.numberMatching === true;
+      const prompt = showsNumbers ? `Pick ${numbers.correct} in the app on your phone, then press OK here` : 'Approve the request on your phone, then press OK here';
+      return challenge(ctx, 'push', prompt, 'challenge_push', nonce);
+    }
+  }
+}
+
+async function codeMethod(ctx: FlowContext, picked: UsableMethod): Promise<Decision> {
+  const refused = await sendCode(ctx, picked);
+  if (refused !== undefined) return refused;
+  if (!ctx.client.challenge) return Decision.reject('code_sent', `A code was sent: log in again with your password${ctx.client.inline_delimiter}code`);
+  return askForCode(ctx, codePrompt(picked));
+}
+
+async function approval(ctx: FlowContext, picked: UsableMethod): Promise<Decision> {
+  const started = await startApproval(ctx, picked, { id: newNonce() });
+  if (!('outcome' in started)) return started;
+  return awaitApproval(ctx, started);
+}
+
+function askForCode(ctx: FlowContext, prompt: string): Decision {
+  if (!ctx.client.challenge) return Decision.reject('code_missing', ctx.attempt.msChapV2 === undefined ? undefined : MS_CHAP_V2_NO_CODE_MESSAGE);
+  return challenge(ctx, 'code', prompt, 'challenge_code');
+}
+
+function challenge(ctx: FlowContext, step: ChallengeStep, prompt: string, reason: 'challenge_code' | 'challenge_method' | 'challenge_push', nonce = newNonce()): Decision {
+  const ttlMs = ctx.config.challenge.ttl_seconds * 1000;
+  // The first factor's reply attributes and MPPE keys wait for the accept that answers this
+  // challenge (which encrypts the keys for its own request).
+  if (ctx.replyAttributes !== undefined || ctx.mppeKeys !== undefined) {
+    ctx.firstFactorChallenges.put(
+      nonce,
+      { ...(ctx.replyAttributes === undefined ? {} : { replyAttributes: ctx.replyAttributes }), ...(ctx.mppeKeys === undefined ? {} : { mppeKeys: ctx.mppeKeys }) },
+      ttlMs,
+    );
+  }
+  const state = sealState(ctx.deps.keys, {
+    nonce,
+    attemptId: ctx.attempt.id,
+    userId: ctx.user!.id,
+    clientName: ctx.client.name,
+    firstFactor: ctx.firstFactor ?? 'none',
+    expiresAt: ctx.now + ttlMs,
+    stage: 'second',
+    step,
+  });
+  return Decision.challenge(state, prompt, reason);
+}
+
+/**
+ * A typed code: the user's OATH tokens first (local, no cloud), then the codes the gateway sent,
+ * then a provider's own (Duo SMS passcodes).
+ */
 async function checkCode(ctx: FlowContext, code: string): Promise<Decision> {
   const tokens = ctx.tokens ?? [];
-  ctx.method = tokens[0]?.kind ?? 'totp';
-  const result = await checkOathCode(ctx.deps.store, ctx.deps.keys, tokens, code.trim(), ctx.now, {
-    totpWindow: ctx.config.totp.window,
-    hotpLookAhead: ctx.config.hotp.look_ahead,
-  });
-  if (!result.ok) return Decision.reject(result.reason);
-  ctx.method = result.method;
-  return Decision.accept('accepted');
+  const user = ctx.user!;
+  let replayed = false;
+  if (tokens.length > 0) {
+    ctx.method = tokens[0]?.kind ?? 'totp';
+    const result = await checkOathCode(ctx.deps.store, ctx.deps.keys, tokens, code, ctx.now, {
+      totpWindow: ctx.config.totp.window,
+      hotpLookAhead: ctx.config.hotp.look_ahead,
+    });
+    if (result.ok) {
+      ctx.method = result.method;
+      return Decision.accept('accepted');
+    }
+    replayed = result.reason === 'code_replayed';
+  }
+  if (!CODE_PATTERN.test(code)) return Decision.reject('bad_code');
+  const sent = await checkSentCode(ctx.deps.store, ctx.deps.keys, user.id, code, ctx.now);
+  if (sent.ok) {
+    ctx.method = sent.sent.method;
+    ctx.provider = sent.sent.provider;
+    if (sent.sent.method !== 'email') ctx.phone = user.mobile ?? user.phone;
+    return Decision.accept('accepted');
+  }
+  replayed ||= sent.replayed;
+  const byProvider = await checkProviderCode(ctx, code);
+  if (byProvider !== undefined) return byProvider;
+  return Decision.reject(replayed ? 'code_replayed' : 'bad_code');
+}
+
+async function checkProviderCode(ctx: FlowContext, code: string): Promise<Decision | undefined> {
+  const verifier = ctx.deps.verifier;
+  if (verifier === undefined) return undefined;
+  const live = (await ctx.deps.store.listLiveSentCodes(ctx.user!.id, ctx.now)).filter((s) => s.codeHash === null && s.usedAt === null);
+  for (const sent of live) {
+    const provider = verifier.get(sent.provider);
+    if (provider?.verifyProviderCode === undefined) continue;
+    const ok = await provider.verifyProviderCode({ to: ctx.user!.username, code, recipient: recipientOf(ctx), login: loginOf(ctx), signal: AbortSignal.timeout(15_000) });
+    if (ok && (await ctx.deps.store.useSentCode(sent.id, ctx.now))) {
+      ctx.method = sent.method;
+      ctx.provider = sent.provider;
+      return Decision.accept('accepted');
+    }
+  }
+  return undefined;
 }

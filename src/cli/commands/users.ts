@@ -3,9 +3,12 @@ import { hashPassword } from '../../crypto/password-hash.js';
 import { InvalidInputError, NotFoundError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import type { User, UserPatch } from '../../store/types.js';
+import { methodSchema } from '../../config/schema.js';
 import { readSecret, withStore } from '../context.js';
 
 interface ProfileOptions {
+  defaultMethod?: string;
+  language?: string;
   email?: string;
   phone?: string;
   mobile?: string;
@@ -30,12 +33,18 @@ function profile(opts: ProfileOptions): UserPatch {
   if (opts.firstName !== undefined) patch.firstName = opts.firstName;
   if (opts.lastName !== undefined) patch.lastName = opts.lastName;
   if (opts.upn !== undefined) patch.upn = opts.upn;
+  if (opts.language !== undefined) patch.language = opts.language;
+  if (opts.defaultMethod !== undefined) {
+    const parsed = methodSchema.safeParse(opts.defaultMethod);
+    if (!parsed.success) throw new InvalidInputError(`--default-method must be one of ${methodSchema.options.join(', ')}`);
+    patch.defaultMethod = parsed.data;
+  }
   return patch;
 }
 
 function describe(user: User): Record<string, unknown> {
-  const { passwordHash, ...rest } = user;
-  return { ...rest, hasPassword: passwordHash !== null, createdAt: new Date(user.createdAt).toISOString(), updatedAt: new Date(user.updatedAt).toISOString() };
+  const { passwordHash, pinHash, ...rest } = user;
+  return { ...rest, hasPassword: passwordHash !== null, hasPin: pinHash !== null, createdAt: new Date(user.createdAt).toISOString(), updatedAt: new Date(user.updatedAt).toISOString() };
 }
 
 async function newPassword(fromStdin: boolean): Promise<string> {
@@ -58,6 +67,8 @@ export function registerUsers(program: Command): void {
     .option('--mobile <phone>')
     .option('--first-name <name>')
     .option('--last-name <name>')
+    .option('--default-method <method>', 'preferred second factor: totp, hotp, push, phone, sms, voice, email')
+    .option('--language <tag>', 'language of messages to the user (en, de, …)')
     .option('--upn <upn>', 'user principal name (user@realm), also accepted as login name')
     .action(async (name: string, opts: ProfileOptions & { config?: string; passwordStdin?: boolean; password: boolean }) => {
       if (!USERNAME.test(name)) throw new InvalidInputError(`'${name}' is not a valid user name (no spaces, no backslash, not starting with @)`);
@@ -114,6 +125,8 @@ export function registerUsers(program: Command): void {
     .option('--mobile <phone>')
     .option('--first-name <name>')
     .option('--last-name <name>')
+    .option('--default-method <method>', 'preferred second factor: totp, hotp, push, phone, sms, voice, email')
+    .option('--language <tag>', 'language of messages to the user (en, de, …)')
     .option('--upn <upn>')
     .action(async (name: string, opts: ProfileOptions & { config?: string }) => {
       await withStore(opts.config, async ({ store }) => {
@@ -134,6 +147,30 @@ export function registerUsers(program: Command): void {
         const user = await requireUser(store, name);
         await store.updateUser(user.id, { passwordHash });
         process.stdout.write(`password set for ${user.username}\n`);
+      });
+    });
+
+  users
+    .command('set-pin <user>')
+    .description('set the PIN for phone calls in PIN mode (from stdin with --pin-stdin, else prompted)')
+    .option('-c, --config <file>', 'configuration file')
+    .option('--pin-stdin', 'read the PIN from the first line of stdin')
+    .option('--must-change', 'the user chooses a new PIN on the first call (for a temporary PIN)')
+    .option('--clear', 'remove the PIN')
+    .action(async (name: string, opts: { config?: string; pinStdin?: boolean; mustChange?: boolean; clear?: boolean }) => {
+      await withStore(opts.config, async ({ store, config }) => {
+        const user = await requireUser(store, name);
+        if (opts.clear) {
+          await store.updateUser(user.id, { pinHash: null, pinMustChange: false });
+          process.stdout.write(`PIN removed for ${user.username}\n`);
+          return;
+        }
+        const min = config.methods.phone?.pin_min_length ?? 4;
+        const max = config.methods.phone?.pin_max_length ?? 8;
+        const pin = (await readSecret('PIN: ', opts.pinStdin === true)).trim();
+        if (!new RegExp(`^\\d{${min},${max}}$`).test(pin)) throw new InvalidInputError(`the PIN must be ${min} to ${max} digits`);
+        await store.updateUser(user.id, { pinHash: await hashPassword(pin), pinMustChange: opts.mustChange === true });
+        process.stdout.write(`PIN set for ${user.username}${opts.mustChange ? ' (to be changed on the first call)' : ''}\n`);
       });
     });
 

@@ -202,4 +202,69 @@ CREATE TABLE sync_runs (
 CREATE INDEX sync_runs_source_item ON sync_runs (source, item, id);
 `,
   },
+  {
+    version: 3,
+    name: 'cloud-verification',
+    sql: `
+-- PIN for phone calls in PIN mode (scrypt hash), and whether the user must choose a new one.
+ALTER TABLE users ADD COLUMN pin_hash TEXT;
+ALTER TABLE users ADD COLUMN pin_must_change INTEGER NOT NULL DEFAULT 0 CHECK (pin_must_change IN (0, 1));
+
+-- Devices that receive pushes: an ntfy topic (a long random name the app subscribed to), or a
+-- Duo user name. The address is a secret of sorts (anyone subscribed sees the prompts), never logged.
+CREATE TABLE push_devices (
+  id            TEXT    NOT NULL PRIMARY KEY,
+  user_id       TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  provider      TEXT    NOT NULL,
+  address       TEXT    NOT NULL,
+  label         TEXT    NOT NULL,
+  created_at    BIGINT  NOT NULL,
+  last_used_at  BIGINT
+);
+CREATE INDEX push_devices_user_id ON push_devices (user_id);
+
+-- One-time codes sent by SMS, voice or email: only an HMAC of the code is kept. A NULL code_hash
+-- means the provider made the code and checks it (Duo SMS passcodes).
+CREATE TABLE sent_codes (
+  id          TEXT    NOT NULL PRIMARY KEY,
+  user_id     TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  method      TEXT    NOT NULL,
+  provider    TEXT    NOT NULL,
+  code_hash   BLOB,
+  expires_at  BIGINT  NOT NULL,
+  used_at     BIGINT,
+  created_at  BIGINT  NOT NULL
+);
+CREATE INDEX sent_codes_user_id ON sent_codes (user_id, expires_at);
+
+-- One-time bypasses (mfa-gateway bypass add): the second factor is skipped while uses_left > 0
+-- and now < expires_at.
+CREATE TABLE bypasses (
+  id          TEXT    NOT NULL PRIMARY KEY,
+  user_id     TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  expires_at  BIGINT  NOT NULL,
+  uses_left   INTEGER NOT NULL CHECK (uses_left >= 0),
+  reason      TEXT,
+  created_at  BIGINT  NOT NULL
+);
+CREATE INDEX bypasses_user_id ON bypasses (user_id);
+
+-- Remembered successes: (user, client address) → until when the second factor is skipped.
+CREATE TABLE remembered_logins (
+  user_id     TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  client_key  TEXT    NOT NULL,
+  expires_at  BIGINT  NOT NULL,
+  PRIMARY KEY (user_id, client_key)
+);
+
+-- Sends and pushes counted for rate limits (push fatigue, toll fraud): scope ('push', 'sms', …),
+-- key (a user id, or '*' for the whole gateway) and time.
+CREATE TABLE rate_events (
+  scope  TEXT    NOT NULL,
+  key    TEXT    NOT NULL,
+  at     BIGINT  NOT NULL
+);
+CREATE INDEX rate_events_scope_key_at ON rate_events (scope, key, at);
+`,
+  },
 ];

@@ -18,6 +18,12 @@ import { silentLogger, type Logger } from '../../log.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import type {
   AccountingEntry,
+  Bypass,
+  NewBypass,
+  NewPushDevice,
+  NewSentCode,
+  PushDevice,
+  SentCode,
   AuditEntry,
   AuditQuery,
   AuditRecord,
@@ -43,6 +49,7 @@ import type {
   User,
   UserPatch,
 } from '../store.js';
+import { toBypass, toPushDevice, toSentCode, verificationStatements, type VerificationStatements } from './verification-statements.js';
 import { BUSY_TIMEOUT_MS, migrate, openConnection, prepareFile, syncFile } from './connection.js';
 
 export { restoreSqliteStore, type RestoreOptions } from './restore.js';
@@ -183,6 +190,9 @@ interface UserRow {
   synced_at: number | null;
   /** Added by migration 2; NULL for local users. */
   external_id: string | null;
+  /** Added by migration 3. */
+  pin_hash: string | null;
+  pin_must_change: number;
 }
 
 function toUser(r: UserRow): User {
@@ -200,6 +210,8 @@ function toUser(r: UserRow): User {
     enabled: r.enabled === 1,
     blocked: r.blocked === 1,
     passwordHash: r.password_hash,
+    pinHash: r.pin_hash,
+    pinMustChange: r.pin_must_change === 1,
     source: r.source as User['source'],
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -263,6 +275,8 @@ interface UserValues {
   enabled: number;
   blocked: number;
   password_hash: string | null;
+  pin_hash: string | null;
+  pin_must_change: number;
   source: string;
 }
 
@@ -287,6 +301,8 @@ function userValues(id: string, u: Omit<NewUser, 'id'>): UserValues {
     enabled: bool('enabled', u.enabled, true) ? 1 : 0,
     blocked: bool('blocked', u.blocked, false) ? 1 : 0,
     password_hash: optText('passwordHash', u.passwordHash),
+    pin_hash: optText('pinHash', u.pinHash),
+    pin_must_change: bool('pinMustChange', u.pinMustChange, false) ? 1 : 0,
     source: source(u.source),
   };
 }
@@ -303,7 +319,7 @@ function statements(db: Database.Database) {
   const auditInsertCols = AUDIT_ROW_COLUMNS.join(', ');
   const auditInsertVals = AUDIT_ROW_COLUMNS.map((c) => `@${c}`).join(', ');
   const userCols =
-    'id, username, username_key, upn, upn_key, first_name, last_name, email, phone, mobile, default_method, language, enabled, blocked, password_hash, source';
+    'id, username, username_key, upn, upn_key, first_name, last_name, email, phone, mobile, default_method, language, enabled, blocked, password_hash, pin_hash, pin_must_change, source';
   return {
     userById: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
     userByUsername: db.prepare<[string], UserRow>('SELECT * FROM users WHERE username_key = ?'),
@@ -464,13 +480,13 @@ function toSyncRun(r: SyncRunRow): SyncRun {
   };
 }
 
-/** The columns a sync writes; blocked, password_hash, tokens and lockout state are never its business. */
-type DirectoryValues = Omit<UserValues, 'blocked' | 'password_hash'> & { external_id: string };
+/** The columns a sync writes; blocked, password_hash, the PIN, tokens and lockout state are never its business. */
+type DirectoryValues = Omit<UserValues, 'blocked' | 'password_hash' | 'pin_hash' | 'pin_must_change'> & { external_id: string };
 
 function directoryValues(src: DirectorySource, u: DirectoryUserData): DirectoryValues {
   if (typeof u !== 'object' || u === null) invalid('a directory user must be an object');
   const externalId = nonEmpty('externalId', u.externalId);
-  const { blocked: _blocked, password_hash: _hash, ...v } = userValues(externalId, {
+  const { blocked: _blocked, password_hash: _hash, pin_hash: _pin, pin_must_change: _pinChange, ...v } = userValues(externalId, {
     username: u.username,
     upn: u.upn,
     firstName: u.firstName,
@@ -552,6 +568,7 @@ class SqliteStore implements Store {
   readonly engine = 'sqlite' as const;
   private readonly st: Statements;
   private readonly sy: SyncStatements;
+  private readonly vs: VerificationStatements;
   private closed = false;
   /** Incremented by every write of this connection; half of changeMarker. */
   private ownWrites = 0;
@@ -576,6 +593,7 @@ class SqliteStore implements Store {
   ) {
     this.st = statements(db);
     this.sy = syncStatements(db);
+    this.vs = verificationStatements(db);
   }
 
   // --- plumbing ------------------------------------------------------------------------------
@@ -1035,6 +1053,137 @@ class SqliteStore implements Store {
     return { failures: row.failures, lockedUntil: row.locked_until };
   }
 
+  // --- cloud verification --------------------------------------------------------------------
+
+  addPushDevice(device: NewPushDevice): Promise<PushDevice> {
+    return this.op('addPushDevice', true, () => {
+      const id = device.id === undefined ? randomUUID() : nonEmpty('id', device.id);
+      try {
+        this.vs.deviceInsert.run({
+          id,
+          user_id: nonEmpty('userId', device.userId),
+          provider: nonEmpty('provider', device.provider),
+          address: nonEmpty('address', device.address),
+          label: nonEmpty('label', device.label),
+          created_at: Date.now(),
+        });
+      } catch (err) {
+        if (sqliteCode(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw new NotFoundError(`no user with id ${device.userId}`, { cause: err });
+        throw err;
+      }
+      return toPushDevice(this.vs.deviceById.get(id)!);
+    });
+  }
+
+  listPushDevices(userId: string): Promise<PushDevice[]> {
+    return this.op('listPushDevices', false, () => this.vs.devicesOfUser.all(text('userId', userId)).map(toPushDevice));
+  }
+
+  deletePushDevice(id: string): Promise<void> {
+    return this.op('deletePushDevice', true, () => {
+      if (this.vs.deviceDelete.run(text('id', id)).changes === 0) throw new NotFoundError(`no push device with id ${id}`);
+    });
+  }
+
+  markPushDeviceUsed(id: string, now: number): Promise<void> {
+    return this.relaxedOp('markPushDeviceUsed', () => {
+      this.vs.deviceUsed.run({ id: text('id', id), now: time('now', now) });
+    });
+  }
+
+  addSentCode(code: NewSentCode): Promise<void> {
+    return this.relaxedOp('addSentCode', () => {
+      try {
+        this.vs.codeInsert.run({
+          id: nonEmpty('id', code.id),
+          user_id: nonEmpty('userId', code.userId),
+          method: nonEmpty('method', code.method),
+          provider: nonEmpty('provider', code.provider),
+          code_hash: code.codeHash === null ? null : Buffer.from(code.codeHash),
+          expires_at: time('expiresAt', code.expiresAt),
+          created_at: time('createdAt', code.createdAt),
+        });
+      } catch (err) {
+        if (sqliteCode(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw new NotFoundError(`no user with id ${code.userId}`, { cause: err });
+        throw err;
+      }
+    });
+  }
+
+  listLiveSentCodes(userId: string, now: number): Promise<SentCode[]> {
+    return this.op('listLiveSentCodes', false, () => this.vs.codesLive.all({ user_id: text('userId', userId), now: time('now', now) }).map(toSentCode));
+  }
+
+  useSentCode(id: string, now: number): Promise<boolean> {
+    return this.relaxedOp('useSentCode', () => this.vs.codeUse.run({ id: text('id', id), now: time('now', now) }).changes === 1);
+  }
+
+  addBypass(bypass: NewBypass): Promise<Bypass> {
+    return this.op('addBypass', true, () => {
+      const id = randomUUID();
+      try {
+        this.vs.bypassInsert.run({
+          id,
+          user_id: nonEmpty('userId', bypass.userId),
+          expires_at: time('expiresAt', bypass.expiresAt),
+          uses_left: int('uses', bypass.uses, 1, 1000),
+          reason: optText('reason', bypass.reason),
+          created_at: time('now', bypass.now),
+        });
+      } catch (err) {
+        if (sqliteCode(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY') throw new NotFoundError(`no user with id ${bypass.userId}`, { cause: err });
+        throw err;
+      }
+      return toBypass(this.vs.bypassById.get(id)!);
+    });
+  }
+
+  listBypasses(userId: string | undefined, now: number): Promise<Bypass[]> {
+    return this.op('listBypasses', false, () =>
+      (userId === undefined ? this.vs.bypassesLive.all({ now: time('now', now) }) : this.vs.bypassesLiveOfUser.all({ user_id: text('userId', userId), now: time('now', now) })).map(toBypass),
+    );
+  }
+
+  useBypass(userId: string, now: number): Promise<Bypass | undefined> {
+    return this.relaxedOp('useBypass', () => {
+      // The one expiring first; a racing request that takes the last use makes the update miss.
+      for (const row of this.vs.bypassesLiveOfUser.all({ user_id: text('userId', userId), now: time('now', now) })) {
+        if (this.vs.bypassTake.run({ id: row.id, now }).changes === 1) return toBypass({ ...row, uses_left: row.uses_left - 1 });
+      }
+      return undefined;
+    });
+  }
+
+  deleteBypasses(userId: string): Promise<number> {
+    return this.op('deleteBypasses', true, () => this.vs.bypassesDelete.run(text('userId', userId)).changes);
+  }
+
+  rememberLogin(userId: string, clientKey: string, expiresAt: number): Promise<void> {
+    return this.relaxedOp('rememberLogin', () => {
+      this.vs.rememberPut.run({ user_id: text('userId', userId), client_key: nonEmpty('clientKey', clientKey), expires_at: time('expiresAt', expiresAt) });
+    });
+  }
+
+  isLoginRemembered(userId: string, clientKey: string, now: number): Promise<boolean> {
+    return this.op('isLoginRemembered', false, () => this.vs.rememberGet.get({ user_id: text('userId', userId), client_key: text('clientKey', clientKey), now: time('now', now) }) !== undefined);
+  }
+
+  forgetLogins(userId: string): Promise<void> {
+    return this.relaxedOp('forgetLogins', () => {
+      this.vs.rememberForget.run(text('userId', userId));
+    });
+  }
+
+  takeRateSlot(scope: string, key: string, windowMs: number, limit: number, now: number): Promise<boolean> {
+    return this.relaxedOp('takeRateSlot', () => {
+      const args = { scope: nonEmpty('scope', scope), key: nonEmpty('key', key), since: time('now', now) - int('windowMs', windowMs, 1) };
+      // Count and insert in the batch's one immediate transaction: no other writer in between.
+      if (this.vs.rateCount.get(args)!.n >= int('limit', limit, 0)) return false;
+      this.vs.rateInsert.run({ scope: args.scope, key: args.key, at: now });
+      return true;
+    });
+  }
+
   getLockout(userId: string, now: number): Promise<LockoutState> {
     return this.op('getLockout', false, () => SqliteStore.lockoutOf(this.st.lockoutGet.get(text('userId', userId)), time('now', now)));
   }
@@ -1086,6 +1235,10 @@ class SqliteStore implements Store {
   prune(now: number): Promise<void> {
     return this.op('prune', true, () => {
       const removed = this.st.claimsPrune.run(time('now', now)).changes;
+      this.vs.codesPrune.run(now);
+      this.vs.bypassesPrune.run(now);
+      this.vs.rememberPrune.run(now);
+      this.vs.ratePrune.run(now - 86_400_000);
       if (removed > 0) this.log.debug({ removed }, 'expired single-use claims pruned');
     });
   }
