@@ -9,7 +9,9 @@ import { startSlapd, type RunningSlapd } from '../test/peers/slapd.js';
 import { tempDir } from '../test/peers/temp.js';
 import { closedLoop, type ClosedLoopResult } from './latency-client.js';
 import { provision, totpOf } from './radius-gateway.js';
-import { ms, rate, summaryLine, waitForQuiet } from './report.js';
+import { median, ms, rate, summaryLine, waitForQuiet } from './report.js';
+
+const percentile = (values: readonly number[], p: number): number => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.ceil((p / 100) * values.length) - 1)] ?? NaN;
 
 /**
  * BENCHMARKS.md, RADIUS "LDAP first factor" and "upstream RADIUS": login latency through the
@@ -23,6 +25,8 @@ export interface FirstFactorBenchOptions {
   /** Distinct users per measured loop (each loop uses its own block). */
   requests: number;
   quietWaitMs: number;
+  /** store.sqlite.fsync_before_reply of the gateway (default: its own, true). */
+  fsyncBeforeReply?: boolean;
 }
 
 const CONCURRENCY = [1, 20] as const;
@@ -113,6 +117,7 @@ upstreams:
   fr:
     servers: [{address: 127.0.0.1, port: ${fr.port}, secret: {file: fr-secret}}]
 lockout: {max_failures: 0}
+${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_reply: ${opts.fsyncBeforeReply}}}`}
 `,
     });
     const secret = gw.secret();
@@ -168,8 +173,17 @@ lockout: {max_failures: 0}
     // Why anything was not accepted, from the gateway's own audit.
     const exported = await gw.cli(['audit', 'export', '--format', 'json']);
     const reasons = new Map<string, number>();
-    for (const r of JSON.parse(exported.stdout) as Array<{ result: string; reason: string }>) {
+    const steps = new Map<string, Map<string, number[]>>();
+    for (const r of JSON.parse(exported.stdout) as Array<{ result: string; reason: string; clientName: string; timings: Record<string, number> }>) {
       if (r.result !== 'accept') reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+      const byStep = steps.get(r.clientName) ?? new Map<string, number[]>();
+      steps.set(r.clientName, byStep);
+      for (const [step, value] of Object.entries(r.timings)) byStep.set(step, [...(byStep.get(step) ?? []), value]);
+    }
+    // Where the time goes inside the gateway (the audit record's per-step timings; the rest of a
+    // round trip is the RADIUS front end, the audit commit and its fsync).
+    for (const [client, byStep] of steps) {
+      lines.push(`first-factor runs, ${client}: inside the flow, p50/p99 ms: ${[...byStep].map(([step, v]) => `${step} ${ms(median(v))}/${ms(percentile(v, 99))}`).join(', ')}`);
     }
     if (reasons.size > 0) lines.push(`first-factor runs: not accepted by reason: ${[...reasons].map(([k, v]) => `${k} ${v}`).join(', ')}`);
     return lines;

@@ -16,14 +16,14 @@ import { freeradiusVersion, machine } from './report.js';
  * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_MEMORY_USERS (1000000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
  * BENCH_FSYNC_BEFORE_REPLY=0 (the gateway answers at commit, without waiting for the fsync).
  * BENCH_PUSHES (10000: logins waiting on a push at once).
- * BENCH_ONLY=gateway (only the gateway-cost rows) or BENCH_ONLY=pushes (only the pending-push row).
+ * BENCH_ONLY=gateway | first-factor | pushes: only those rows.
  */
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
 async function main(): Promise<void> {
   const started = new Date();
   const only = process.env.BENCH_ONLY;
-  const lines: string[] = only === 'pushes' ? [] : await gatewayCost({
+  const lines: string[] = only === 'pushes' || only === 'first-factor' ? [] : await gatewayCost({
     users: env('BENCH_USERS', 20000),
     perFile: env('BENCH_PER_FILE', 5000),
     runs: env('BENCH_RUNS', 3),
@@ -33,13 +33,26 @@ async function main(): Promise<void> {
     ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
   });
   for (const line of lines) process.stdout.write(`${line}\n`);
+  if (only === 'first-factor') {
+    const more = await firstFactorBench({
+      requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000),
+      quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
+      ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
+    });
+    for (const line of more) process.stdout.write(`${line}\n`);
+    lines.push(...more);
+  }
   if (only === undefined || only === 'pushes') {
     const pushes = await pendingPushesBench(env('BENCH_PUSHES', 10_000));
     for (const line of pushes) process.stdout.write(`${line}\n`);
     lines.push(...pushes);
   }
   if (only === undefined) {
-    const more = await firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000), quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000) });
+    const more = await firstFactorBench({
+      requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000),
+      quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
+      ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
+    });
     for (const line of more) process.stdout.write(`${line}\n`);
     lines.push(...more);
     const sync = await directorySyncBench();

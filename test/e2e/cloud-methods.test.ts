@@ -177,8 +177,8 @@ lockout: {max_failures: 0}
   await t.test('number matching: the challenge shows the number, the right pick accepts, a wrong one rejects', async (t) => {
     await addUser('bob', { method: 'push' });
     const round = async (behaviour: 'right' | 'wrong'): Promise<RadclientReply | undefined> => {
-      // The phone learns the number from the login prompt (showNumber) and then picks it, or another.
-      ntfy.setBehaviour(topic('bob'), behaviour === 'right' ? { kind: 'approve' } : { kind: 'wrong_number' });
+      // The user reads the number off the login prompt and presses it, or another, in the app.
+      ntfy.setBehaviour(topic('bob'), { kind: 'no_answer' });
       const challenge = await send(login(VPN, 'bob', PASSWORD));
       t.equal(challenge?.code, 'Access-Challenge');
       const prompt = challenge?.attributes['Reply-Message']?.[0] ?? '';
@@ -187,8 +187,11 @@ lockout: {max_failures: 0}
       const publish = await ntfy.waitForPublish(topic('bob'), behaviour === 'right' ? 1 : 2);
       t.same(publish.actions?.map((a) => a.label).filter((l) => l === String(number)), [String(number)], 'the right number is among the three buttons');
       t.equal(publish.actions?.length, 3);
-      ntfy.showNumber(topic('bob'), number);
-      return send(login(VPN, 'bob', '', { State: challenge?.attributes.State?.[0] ?? '' }));
+      const answer = send(login(VPN, 'bob', '', { State: challenge?.attributes.State?.[0] ?? '' }));
+      const label = behaviour === 'right' ? String(number) : (publish.actions?.map((a) => a.label).find((l) => l !== String(number)) ?? '');
+      await sleep(300);
+      t.equal((await ntfy.press(publish.id, label)).status, 200, `pressed ${behaviour === 'right' ? 'the shown' : 'another'} number`);
+      return answer;
     };
     t.equal((await round('right'))?.code, 'Access-Accept');
     t.equal((await round('wrong'))?.code, 'Access-Reject');
@@ -304,6 +307,13 @@ lockout: {max_failures: 0}
     t.notMatch(mail.subject, /\d{6}/, 'no code in the subject');
     t.equal((await send(login(VPN, 'vera', code ?? '', { State: email?.attributes.State?.[0] ?? '' })))?.code, 'Access-Accept');
     t.match(await lastAudit('vera'), { method: 'email', provider: 'mail' });
+
+    const wrongVoice = await send(login(VPN, 'vera', `${PASSWORD},voice`));
+    t.equal((await send(login(VPN, 'vera', '999999', { State: wrongVoice?.attributes.State?.[0] ?? '' })))?.code, 'Access-Reject', 'a wrong voice code');
+    const wrongMail = await send(login(VPN, 'vera', `${PASSWORD},email`));
+    await smtp.waitForMail('vera@example.test', 10_000);
+    t.equal((await send(login(VPN, 'vera', '99999999', { State: wrongMail?.attributes.State?.[0] ?? '' })))?.code, 'Access-Reject', 'a wrong email code');
+    t.match(await lastAudit('vera'), { reason: 'bad_code' });
   });
 
   await t.test('Duo push for a user without an ntfy device', async (t) => {
@@ -385,4 +395,70 @@ lockout: {max_failures: 0}
     const verify = await gw.cli(['audit', 'verify']);
     t.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
+});
+
+t.test('two-way SMS and phone calls in PIN mode (Twilio), end to end', async (t) => {
+  if (!requirePeer(t, 'radclient', 'freeradius-utils')) return;
+  const dir = tempDir('mfa-e2e-twilio-');
+  t.teardown(() => dir.cleanup());
+  const dataDir = join(dir.path, 'data');
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const twilio = await startTwilioFake({ accountSid: TWILIO_SID, authToken: TWILIO_TOKEN });
+  t.teardown(() => twilio.close());
+  writeFileSync(join(dataDir, 'twilio-token'), `${TWILIO_TOKEN}\n`, { mode: 0o600 });
+  const radiusPort = await freePort('udp');
+  const httpPort = await freePort('tcp');
+  const configYaml = `
+data_dir: ${JSON.stringify(dataDir)}
+radius:
+  listen: [{address: 127.0.0.1, port: ${radiusPort}}]
+  accounting_listen: [{address: 127.0.0.1, port: ${await freePort('udp')}}]
+clients:
+  - {name: rdgw, addresses: [127.0.0.1], secret: {file: radius-secret, generate: true}, policy: default, challenge: false, approval_timeout_seconds: 20}
+policies:
+  default: {first_factor: local, methods: [sms, phone]}
+providers:
+  twilio: {type: twilio, account_sid: ${TWILIO_SID}, auth_token: {file: twilio-token}, from: "${twilio.from}", base_url: ${JSON.stringify(twilio.url)}}
+methods:
+  sms: {providers: [twilio], mode: two_way}
+  phone: {providers: [twilio], mode: pin}
+http: {listen: [{address: 127.0.0.1, port: ${httpPort}}], public_url: "http://127.0.0.1:${httpPort}", insecure: true}
+lockout: {max_failures: 0}
+`;
+  const gw = await startGateway({ dir: dir.path, configYaml, t });
+  const secret = gw.secret();
+  twilio.setSmsWebhook(`http://127.0.0.1:${httpPort}/callbacks/twilio/sms`);
+  const phone = phoneOf(77);
+  t.equal((await gw.cli(['users', 'add', 'tina', '--password-stdin', '--mobile', phone], `${PASSWORD}\n`)).code, 0);
+  const send = async (password: string): Promise<string | undefined> => {
+    const r = await radclient({ host: '127.0.0.1', port: radiusPort, secret, type: 'auth', packets: [{ 'Message-Authenticator': '0x00', 'User-Name': 'tina', 'User-Password': password }], retries: 1, timeoutSec: 30 });
+    return r.replies[0]?.code;
+  };
+  const last = async (): Promise<Record<string, unknown> | undefined> => (JSON.parse((await gw.cli(['audit', 'export', '--format', 'json'])).stdout) as Array<Record<string, unknown>>).at(-1);
+
+  // Two-way SMS: the user answers the text with the code it carries (the fake's phone replies).
+  twilio.setBehaviour(phone, { kind: 'press', digits: '#', delayMs: 300 });
+  t.equal(await send(`${PASSWORD},sms`), 'Access-Accept', 'the reply with the code approves');
+  t.match(await last(), { method: 'sms', provider: 'twilio', phone, reason: 'accepted' });
+  t.match(twilio.messages().at(-1)?.body, /^Reply with \d{6} to approve/);
+  twilio.setBehaviour(phone, { kind: 'reply', body: '000000', delayMs: 300 });
+  t.equal(await send(`${PASSWORD},sms`), 'Access-Reject', 'a reply with another code denies');
+  t.match(await last(), { reason: 'denied' });
+
+  // PIN mode, with a temporary PIN the user must change on the first call.
+  t.equal((await send(`${PASSWORD},call`)), 'Access-Reject', 'no PIN yet: not enrolled');
+  t.match(await last(), { reason: 'not_enrolled' });
+  const setPin = await gw.cli(['users', 'set-pin', 'tina', '--pin-stdin', '--must-change'], '4711\n');
+  t.equal(setPin.code, 0, setPin.stderr);
+  twilio.setBehaviour(phone, { kind: 'pin', pin: '4711', newPin: '8642' });
+  t.equal(await send(`${PASSWORD},call`), 'Access-Accept', 'the temporary PIN approves, and a new one is chosen');
+  await twilio.idle();
+  t.match(JSON.parse((await gw.cli(['users', 'show', 'tina'])).stdout), { hasPin: true, pinMustChange: false });
+  twilio.setBehaviour(phone, { kind: 'pin', pin: '4711' });
+  t.equal(await send(`${PASSWORD},call`), 'Access-Reject', 'the old PIN no longer works');
+  t.match(await last(), { reason: 'bad_pin', method: 'phone' });
+  twilio.setBehaviour(phone, { kind: 'pin', pin: '8642' });
+  t.equal(await send(`${PASSWORD},call`), 'Access-Accept', 'the new one does');
+  const logs = gw.logs();
+  for (const secretText of ['4711', '8642', TWILIO_TOKEN, PASSWORD]) t.notOk(logs.includes(secretText), 'no PIN, token or password in the logs');
 });
