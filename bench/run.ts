@@ -16,51 +16,41 @@ import { freeradiusVersion, machine } from './report.js';
  * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_MEMORY_USERS (1000000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
  * BENCH_FSYNC_BEFORE_REPLY=0 (the gateway answers at commit, without waiting for the fsync).
  * BENCH_PUSHES (10000: logins waiting on a push at once).
- * BENCH_ONLY=gateway | first-factor | pushes: only those rows.
+ * BENCH_ONLY=gateway | pushes | first-factor | sync | memory: only that benchmark.
  */
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 
 async function main(): Promise<void> {
   const started = new Date();
   const only = process.env.BENCH_ONLY;
-  const lines: string[] = only === 'pushes' || only === 'first-factor' ? [] : await gatewayCost({
-    users: env('BENCH_USERS', 20000),
-    perFile: env('BENCH_PER_FILE', 5000),
-    runs: env('BENCH_RUNS', 3),
-    closedRequests: env('BENCH_CLOSED', 5000),
-    quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
-    ...(process.env.BENCH_GATEWAY_NODE_ARGS ? { gatewayNodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean) } : {}),
-    ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
-  });
-  for (const line of lines) process.stdout.write(`${line}\n`);
-  if (only === 'first-factor') {
-    const more = await firstFactorBench({
-      requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000),
-      quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
-      ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
-    });
+  const fsync = process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {};
+  const quietWaitMs = env('BENCH_QUIET_WAIT_MS', 30000);
+  /** The benchmarks in the order they run; BENCH_ONLY picks one. */
+  const sections: Array<[string, () => Promise<string[]>]> = [
+    [
+      'gateway',
+      () =>
+        gatewayCost({
+          users: env('BENCH_USERS', 20000),
+          perFile: env('BENCH_PER_FILE', 5000),
+          runs: env('BENCH_RUNS', 3),
+          closedRequests: env('BENCH_CLOSED', 5000),
+          quietWaitMs,
+          ...(process.env.BENCH_GATEWAY_NODE_ARGS ? { gatewayNodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean) } : {}),
+          ...fsync,
+        }),
+    ],
+    ['pushes', () => pendingPushesBench(env('BENCH_PUSHES', 10_000))],
+    ['first-factor', () => firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000), quietWaitMs, ...fsync })],
+    ['sync', () => directorySyncBench()],
+    ['memory', () => userMemoryBench(env('BENCH_MEMORY_USERS', 1_000_000))],
+  ];
+  const lines: string[] = [];
+  for (const [name, run] of sections) {
+    if (only !== undefined && only !== name) continue;
+    const more = await run();
     for (const line of more) process.stdout.write(`${line}\n`);
     lines.push(...more);
-  }
-  if (only === undefined || only === 'pushes') {
-    const pushes = await pendingPushesBench(env('BENCH_PUSHES', 10_000));
-    for (const line of pushes) process.stdout.write(`${line}\n`);
-    lines.push(...pushes);
-  }
-  if (only === undefined) {
-    const more = await firstFactorBench({
-      requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000),
-      quietWaitMs: env('BENCH_QUIET_WAIT_MS', 30000),
-      ...(process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {}),
-    });
-    for (const line of more) process.stdout.write(`${line}\n`);
-    lines.push(...more);
-    const sync = await directorySyncBench();
-    for (const line of sync) process.stdout.write(`${line}\n`);
-    lines.push(...sync);
-    const memory = await userMemoryBench(env('BENCH_MEMORY_USERS', 1_000_000));
-    for (const line of memory) process.stdout.write(`${line}\n`);
-    lines.push(...memory);
   }
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });

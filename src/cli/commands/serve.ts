@@ -41,7 +41,7 @@ export function registerServe(program: Command): void {
           gateway.reload().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'reload refused; keeping the running configuration'));
         });
       });
-      log.info({ gateway: config.gatewayName, radius: gateway.addresses(), config: config.file, store: config.store.sqlite.path }, 'ready');
+      log.info({ gateway: config.gatewayName, radius: gateway.addresses(), http: gateway.httpAddresses(), config: config.file, store: config.store.sqlite.path }, 'ready');
       await done;
     });
 
