@@ -81,6 +81,7 @@ clients:
   - {name: vpn, addresses: [127.0.0.1], secret: {file: radius-secret, generate: true}, policy: default}
   - {name: rdgw, addresses: [127.0.0.2], secret: {file: radius-secret, generate: true}, policy: default, challenge: false, approval_timeout_seconds: 20}
   - {name: safe-nas, addresses: [127.0.0.4], secret: {file: radius-secret, generate: true}, policy: safe, challenge: false}
+  - {name: quick, addresses: [127.0.0.6], secret: {file: radius-secret, generate: true}, policy: default, challenge: false, approval_timeout_seconds: 5}
 policies:
   default: {first_factor: local, methods: [totp, push, phone, sms, voice, email]}
   safe: {first_factor: local, methods: [totp, push], fail_mode: safe}
@@ -170,8 +171,13 @@ lockout: {max_failures: 0}
     const denied = await send(login(RDGW, 'alice', `${PASSWORD},push`));
     t.equal(denied?.code, 'Access-Reject');
     t.match(await lastAudit('alice'), { result: 'reject', reason: 'denied', method: 'push' });
+    ntfy.setBehaviour(topic('alice'), { kind: 'no_answer' });
+    const started = Date.now();
+    t.equal((await send(login('127.0.0.6', 'alice', `${PASSWORD},push`)))?.code, 'Access-Reject', 'no answer within the client\'s approval_timeout_seconds');
+    t.ok(Date.now() - started >= 4_500, 'after waiting for it');
+    t.match(await lastAudit('alice'), { reason: 'approval_timeout', method: 'push' });
     t.equal((await send(login(RDGW, 'alice', 'wrong-password')))?.code, 'Access-Reject');
-    t.equal(ntfy.records.filter((r) => r.topic === topic('alice')).length, 2, 'no push after a wrong password');
+    t.equal(ntfy.records.filter((r) => r.topic === topic('alice')).length, 3, 'no push after a wrong password');
   });
 
   await t.test('number matching: the challenge shows the number, the right pick accepts, a wrong one rejects', async (t) => {
