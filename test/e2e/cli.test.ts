@@ -558,7 +558,7 @@ clients:
       ['serve'],
       ['check-config'],
       ['users'],
-      ...['add', 'list', 'show', 'set', 'set-password', 'disable', 'enable', 'block', 'unblock', 'unlock', 'delete'].map((c) => ['users', c]),
+      ...['add', 'list', 'show', 'set', 'set-password', 'set-pin', 'disable', 'enable', 'block', 'unblock', 'unlock', 'delete'].map((c) => ['users', c]),
       ['tokens'],
       ...['add-totp', 'list', 'delete'].map((c) => ['tokens', c]),
       ['audit'],
@@ -567,8 +567,12 @@ clients:
       ['backup'],
       ['restore'],
       ['try'],
+      ['bypass'],
+      ...['add', 'list', 'delete'].map((c) => ['bypass', c]),
+      ['devices'],
+      ...['add-ntfy', 'list', 'delete'].map((c) => ['devices', c]),
     ];
-    const groups = new Set(['', 'users', 'tokens', 'audit']);
+    const groups = new Set(['', 'users', 'tokens', 'audit', 'bypass', 'devices']);
     for (let i = 0; i < commands.length; i += 6) {
       const batch = commands.slice(i, i + 6);
       const results = await Promise.all(batch.map((c) => run([...c, '--help'])));

@@ -228,9 +228,12 @@ t.test('RADIUS end to end with radclient', async (t) => {
     t.equal(inline.code, 0, inline.stderr);
     t.match(inline.stdout, /Received Access-Accept id \d+ from 127\.0\.0\.1:\d+ in [\d.]+ ms/);
     t.match(inline.stdout, /Message-Authenticator = 0x[0-9a-f]{32}/);
-    const challenged = await gw.cli(['try', '--server', `127.0.0.1:${radiusPort}`, '--secret-file', gw.secretFile ?? '', '--user', 'erin', '--password', PASSWORDS.erin ?? '', '--code', totp('erin', 1)]);
+    const challenged = await gw.cli(['try', '--server', `127.0.0.1:${radiusPort}`, '--secret-file', gw.secretFile ?? '', '--user', 'erin', '--password-stdin', '--code', totp('erin', 1)], `${PASSWORDS.erin ?? ''}\n`);
     t.equal(challenged.code, 0, challenged.stderr);
     t.match(challenged.stdout, /Received Access-Challenge[\s\S]*Reply-Message = "Enter your verification code"[\s\S]*Received Access-Accept/);
+    const both = await gw.cli(['try', '--server', `127.0.0.1:${radiusPort}`, '--secret-file', gw.secretFile ?? '', '--user', 'alice']);
+    t.not(both.code, 0);
+    t.match(both.stderr, /^mfa-gateway: pass --password or --password-stdin \(one of them\)/);
     const rejected = await gw.cli(['try', '--server', `127.0.0.1:${radiusPort}`, '--secret-file', gw.secretFile ?? '', '--user', 'alice', '--password', 'wrong,123456']);
     t.equal(rejected.code, 1);
     t.match(rejected.stdout, /Received Access-Reject/);

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { InvalidInputError } from '../../errors.js';
-import { configPath } from '../context.js';
+import { configPath, readSecret } from '../context.js';
 import { AttributeType, Code, attr, formatAttribute, getAttribute, readText, type RadiusAttribute } from '../../radius/codec/index.js';
 import { sendRequest } from '../../radius/request-client.js';
 
@@ -32,18 +32,21 @@ export function registerTry(program: Command): void {
     .option('--secret-file <file>', 'file holding the shared secret (default: the secret of the first client in the config)')
     .option('-c, --config <file>', 'configuration file (for the default secret)')
     .requiredOption('--user <name>', 'User-Name')
-    .requiredOption('--password <password>', 'User-Password (add ,CODE for an inline code)')
+    .option('--password <password>', 'User-Password (add ,CODE for an inline code, ,push for a push); visible to other users in `ps`: prefer --password-stdin')
+    .option('--password-stdin', 'read the User-Password from the first line of stdin')
     .option('--code <code>', 'answer an Access-Challenge with this code (else asked on the terminal)')
     .option('--nas-identifier <id>', 'NAS-Identifier', 'mfa-gateway-try')
-    .option('--timeout <ms>', 'per try', '3000')
+    .option('--timeout <ms>', 'per try (a push or call waits up to the client\'s approval_timeout_seconds: use --timeout 70000 --tries 1)', '3000')
     .option('--tries <n>', 'retransmissions of the same packet', '3')
-    .action(async (opts: { server: string; secretFile?: string; config?: string; user: string; password: string; code?: string; nasIdentifier: string; timeout: string; tries: string }) => {
+    .action(async (opts: { server: string; secretFile?: string; config?: string; user: string; password?: string; passwordStdin?: boolean; code?: string; nasIdentifier: string; timeout: string; tries: string }) => {
       const { host, port } = parseServer(opts.server);
       const secret = opts.secretFile !== undefined ? Buffer.from((await readFile(opts.secretFile, 'utf8')).replace(/\r?\n$/, ''), 'utf8') : await configSecret(opts.config);
       const base: RadiusAttribute[] = [attr.text(AttributeType.UserName, opts.user), attr.text(AttributeType.NasIdentifier, opts.nasIdentifier)];
       const timeoutMs = Number(opts.timeout);
       const tries = Number(opts.tries);
-      let answer: Buffer = Buffer.from(opts.password, 'utf8');
+      if ((opts.password === undefined) === (opts.passwordStdin !== true)) throw new InvalidInputError('pass --password or --password-stdin (one of them)');
+      const password = opts.password ?? (await readSecret('Password: ', true));
+      let answer: Buffer = Buffer.from(password, 'utf8');
       let extra: RadiusAttribute[] = [];
       for (let round = 0; round < 5; round++) {
         const { reply, roundTripMs } = await sendRequest({ host, port, secret, attributes: [...base, ...extra], password: answer, timeoutMs, tries });
