@@ -140,14 +140,20 @@ export class Gateway {
    * the store and keys need a restart (said in the log when they differ).
    */
   async reload(): Promise<void> {
-    const { config, generated } = await loadConfig(this.config.file);
+    const loaded = await loadConfig(this.config.file);
+    const { generated } = loaded;
+    let config = loaded.config;
     const needsRestart: string[] = [];
     if (JSON.stringify(config.radius.listen) !== JSON.stringify(this.config.radius.listen)) needsRestart.push('radius.listen');
     if (JSON.stringify(config.radius.accounting_listen) !== JSON.stringify(this.config.radius.accounting_listen)) needsRestart.push('radius.accounting_listen');
     if (config.store.sqlite.path !== this.config.store.sqlite.path) needsRestart.push('store');
     if (!config.masterKey.equals(this.config.masterKey)) needsRestart.push('keys.master_key');
-    // Providers hold connection pools and callback routes; the method settings apply at once.
-    if (JSON.stringify(config.providers) !== JSON.stringify(this.config.providers)) needsRestart.push('providers');
+    // Providers hold connection pools and callback routes: changed ones wait for a restart, and so
+    // do the method settings that name them (a method must never point at a provider not running).
+    if (JSON.stringify(config.providers) !== JSON.stringify(this.config.providers)) {
+      needsRestart.push('providers', 'methods');
+      config = Object.freeze({ ...config, providers: this.config.providers, methods: this.config.methods });
+    }
     if (JSON.stringify(config.http) !== JSON.stringify(this.config.http)) needsRestart.push('http');
     this.firstFactors.apply(config);
     this.config = config;

@@ -88,7 +88,8 @@ export async function sendCode(ctx: FlowContext, usable: UsableMethod): Promise<
     await recordSentCode(ctx.deps.store, ctx.deps.keys, { userId: ctx.user!.id, method, provider: sent.provider.name, code: own ? code : null, ttlMs: settings.ttl_seconds * 1000, now: ctx.now });
     ctx.provider = sent.provider.name;
     ctx.providerMessageId = sent.value.messageId;
-    if (method !== 'email') ctx.phone = to;
+    // Duo texts the number it has on file: no number of ours to record.
+    if (method !== 'email' && own) ctx.phone = to;
     ctx.deps.log.info({ attemptId: ctx.attempt.id, method, provider: sent.provider.name, to: method === 'email' ? maskEmail(to) : maskPhone(to), messageId: sent.value.messageId }, 'code sent');
     return undefined;
   } catch (err) {
@@ -157,14 +158,28 @@ export async function startApproval(ctx: FlowContext, usable: UsableMethod, opts
   const method = usable.method;
   const user = ctx.user!;
   const verifier = verifierOf(ctx);
-  const joinKey = `${user.id}|${ctx.client.name}|${ctx.attempt.client.ip}|${method}`;
-  if (opts.numberMatch === undefined) {
-    const out = verifier.approvals.joinable(joinKey);
+  // Only the same login joins: the same user, through the same NAS, from the same end-user
+  // address. Without that address (no Calling-Station-Id) nothing joins: a second login from
+  // elsewhere must never ride on the user's approval of the first.
+  const from = ctx.attempt.nas.callingStationId;
+  const joinKey = from === null || opts.numberMatch !== undefined ? undefined : `${user.id}|${ctx.client.name}|${ctx.attempt.client.ip}|${ctx.attempt.nas.identifier ?? ''}|${from}|${method}`;
+  if (joinKey !== undefined) {
+    const out = await verifier.approvals.joinable(joinKey);
     if (out !== undefined && out.expiresAt > ctx.now) {
       ctx.deps.log.info({ attemptId: ctx.attempt.id, joined: out.id, method }, 'joined the approval already out for this login');
       return out;
     }
   }
+  const starting = startFresh(ctx, usable, opts, joinKey);
+  // A request for the same login that comes while this one is still being started joins it too.
+  if (joinKey !== undefined) verifier.approvals.starting(joinKey, starting);
+  return starting;
+}
+
+async function startFresh(ctx: FlowContext, usable: UsableMethod, opts: StartOptions, joinKey: string | undefined): Promise<PendingApproval | Decision> {
+  const method = usable.method;
+  const user = ctx.user!;
+  const verifier = verifierOf(ctx);
   let channel: ApprovalChannel;
   let providers: readonly string[];
   let code: string | undefined;
@@ -197,6 +212,9 @@ export async function startApproval(ctx: FlowContext, usable: UsableMethod, opts
   const timeoutMs = ctx.client.approval_timeout_seconds * 1000;
   const expiresAt = ctx.now + timeoutMs;
   const abort = new AbortController();
+  // Starting (a Duo preauth, a Twilio call set-up, with retries, over several providers) and
+  // waiting share one deadline: the login's.
+  const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]);
   const started = performance.now();
   let startedApproval;
   try {
@@ -212,7 +230,7 @@ export async function startApproval(ctx: FlowContext, usable: UsableMethod, opts
         ...(pin === undefined ? {} : { pin }),
         ...(code === undefined ? {} : { code }),
         expiresAt,
-        signal: abort.signal,
+        signal,
       });
     });
   } catch (err) {
@@ -224,11 +242,12 @@ export async function startApproval(ctx: FlowContext, usable: UsableMethod, opts
   const { provider, target, value } = startedApproval;
   const entry: PendingApproval = {
     id: opts.id,
-    joinKey,
+    joinKey: joinKey ?? null,
     method,
     provider: provider.name,
     messageId: value.messageId,
-    phone: method === 'push' ? null : target.address,
+    // Duo calls the number it has on file, not ours: no number to record.
+    phone: method === 'push' || provider.type === 'duo' ? null : target.address,
     deviceId: target.deviceId,
     startedAt: ctx.now,
     expiresAt,
@@ -237,6 +256,11 @@ export async function startApproval(ctx: FlowContext, usable: UsableMethod, opts
   };
   // Kept past its expiry for as long as a challenge answer may still come for it.
   verifier.approvals.add(entry, ctx.now + Math.max(timeoutMs, ctx.config.challenge.ttl_seconds * 1000), ctx.now);
+  // A fraud report counts whether or not a login is still waiting for the answer (the one who
+  // started a number-matched push may never press OK).
+  void value.outcome.then(async (outcome) => {
+    if (outcome.result === 'fraud') await reportFraud(ctx, entry);
+  }).catch((err: unknown) => ctx.deps.log.error({ attemptId: ctx.attempt.id, err: errorMessage(err) }, 'could not act on a fraud report'));
   if (target.deviceId !== null) await ctx.deps.store.markPushDeviceUsed(target.deviceId, ctx.now);
   ctx.deps.log.info(
     { attemptId: ctx.attempt.id, method, provider: provider.name, messageId: value.messageId, ...(entry.phone === null ? {} : { to: maskPhone(entry.phone) }), numberMatching: opts.numberMatch !== undefined && provider.numberMatching },

@@ -156,6 +156,7 @@ export const methodsSchema = z
         pin_max_length: z.number().int().min(4).max(12).default(8),
         ...sendLimits(3, 200),
       })
+      .refine((p) => p.pin_min_length <= p.pin_max_length, { message: 'pin_min_length must not exceed pin_max_length', path: ['pin_min_length'] })
       .optional(),
     push: z
       .strictObject({

@@ -203,6 +203,11 @@ export const configSchema = z
         insecure: z.boolean().default(false),
         /** Requests per minute per source address on the callback routes. */
         rate_limit_per_minute: z.number().int().min(1).max(100000).default(300),
+        /**
+         * Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the real client:
+         * the rate limit then counts each client, not the proxy. Empty: the connection's address.
+         */
+        trust_proxy: z.array(cidr).default([]),
       })
       .prefault({}),
     /** What a fraud report (push "this wasn't me", 0 on a call) does. */
@@ -273,6 +278,16 @@ export const configSchema = z
         }
       });
     }
+    // Modes only Twilio implements: a reply to the SMS, a PIN keyed in on the call. Another provider
+    // would silently do something weaker (Duo's call asks for no PIN).
+    const twilioOnly = (method: 'sms' | 'phone', why: string): void => {
+      cfg.methods[method]?.providers.forEach((provider, i) => {
+        const type = cfg.providers[provider]?.type;
+        if (type !== undefined && type !== 'twilio') ctx.addIssue({ code: 'custom', path: ['methods', method, 'providers', i], message: `${why} needs a twilio provider, not ${type}` });
+      });
+    };
+    if (cfg.methods.sms?.mode === 'two_way') twilioOnly('sms', 'mode two_way');
+    if (cfg.methods.phone?.mode === 'pin') twilioOnly('phone', 'mode pin');
     for (const [name, policy] of Object.entries(cfg.policies)) {
       policy.methods.forEach((method, i) => {
         if (method !== 'totp' && method !== 'hotp' && cfg.methods[method] === undefined) {

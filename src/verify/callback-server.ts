@@ -34,9 +34,9 @@ export class CallbackServer {
     this.app = Fastify({
       logger: false,
       bodyLimit: BODY_LIMIT,
-      // Behind a reverse proxy the rate limit would count the proxy; admins who terminate TLS on
-      // the same host keep per-client limits only through the provider signatures then.
-      trustProxy: false,
+      // X-Forwarded-For only from the proxies the admin named: anyone else could pick their own
+      // address and slip past the rate limit.
+      trustProxy: opts.http.trust_proxy.length > 0 ? [...opts.http.trust_proxy] : false,
       ...(opts.http.tls === undefined ? {} : { https: { cert: opts.http.tls.cert, key: opts.http.tls.key } }),
     });
     this.hits = new LRUCache({ max: 100_000, ttl: 120_000 });

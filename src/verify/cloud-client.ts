@@ -124,7 +124,8 @@ export class CloudClient {
         if (res.statusCode >= 500 || res.statusCode === 429) {
           this.breaker.failure();
           lastError = `HTTP ${res.statusCode}`;
-          retryable = req.idempotent === true || res.statusCode === 503 || res.statusCode === 429;
+          // Even a 503 or 429 may come from a proxy after the provider acted: a second SMS, call or push costs.
+          retryable = req.idempotent === true;
         } else {
           this.breaker.success();
           return { status: res.statusCode, headers: res.headers, body, tries: attempt };

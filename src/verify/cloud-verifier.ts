@@ -58,8 +58,11 @@ export class CloudVerifier {
         this.log.warn({ attemptId, provider: provider.name, errorCode: err.code, err: err.message }, 'provider failed, trying the next');
       }
     }
-    const summary = failures.map((f) => `${f.provider}: ${f.message}`).join('; ') || 'no provider can do this';
-    if (failures.length === 0 || failures.some((f) => f.code === 'GW_ERR_PROVIDER_UNAVAILABLE')) throw new ProviderUnavailableError(summary);
+    // Nothing tried (no running provider can do it: a configuration matter) is no outage: it must
+    // never become fail_mode safe's accept.
+    if (failures.length === 0) throw new ProviderRejectedError('no running provider can do this');
+    const summary = failures.map((f) => `${f.provider}: ${f.message}`).join('; ');
+    if (failures.some((f) => f.code === 'GW_ERR_PROVIDER_UNAVAILABLE')) throw new ProviderUnavailableError(summary);
     throw new ProviderRejectedError(summary);
   }
 

@@ -14,7 +14,8 @@ import type { ApprovalOutcome } from './providers/provider.js';
 
 export interface PendingApproval {
   readonly id: string;
-  readonly joinKey: string;
+  /** Null: this approval is joined by its id only (number matching, no end-user address). */
+  readonly joinKey: string | null;
   readonly method: string;
   readonly provider: string;
   readonly messageId: string | null;
@@ -31,15 +32,20 @@ export interface PendingApproval {
 export class PendingApprovals {
   private readonly byId = new Map<string, PendingApproval>();
   private readonly byJoinKey = new Map<string, PendingApproval>();
+  /** Approvals being started (the provider has not answered yet), by join key. */
+  private readonly startingByJoinKey = new Map<string, Promise<unknown>>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
 
   add(entry: PendingApproval, keepUntil: number, now: number): void {
     this.byId.set(entry.id, entry);
-    this.byJoinKey.set(entry.joinKey, entry);
-    // Joining is for the push still out; once it settled, a new login starts a new push.
-    void entry.outcome.then(() => {
-      if (this.byJoinKey.get(entry.joinKey) === entry) this.byJoinKey.delete(entry.joinKey);
-    });
+    const key = entry.joinKey;
+    if (key !== null) {
+      this.byJoinKey.set(key, entry);
+      // Joining is for the push still out; once it settled, a new login starts a new push.
+      void entry.outcome.then(() => {
+        if (this.byJoinKey.get(key) === entry) this.byJoinKey.delete(key);
+      });
+    }
     const timer = setTimeout(() => this.remove(entry), Math.max(0, keepUntil - now));
     timer.unref();
     this.timers.set(entry.id, timer);
@@ -49,9 +55,23 @@ export class PendingApprovals {
     return this.byId.get(id);
   }
 
-  /** A push or call for the same login that is still out. */
-  joinable(joinKey: string): PendingApproval | undefined {
+  /** A push or call for the same login that is out, or being started (then once it is). */
+  async joinable(joinKey: string): Promise<PendingApproval | undefined> {
+    const out = this.byJoinKey.get(joinKey);
+    if (out !== undefined) return out;
+    const starting = this.startingByJoinKey.get(joinKey);
+    if (starting === undefined) return undefined;
+    await starting.catch(() => undefined);
     return this.byJoinKey.get(joinKey);
+  }
+
+  /** Marks a start in progress for `joinKey` until `started` settles. */
+  starting(joinKey: string, started: Promise<unknown>): void {
+    this.startingByJoinKey.set(joinKey, started);
+    const done = (): void => {
+      if (this.startingByJoinKey.get(joinKey) === started) this.startingByJoinKey.delete(joinKey);
+    };
+    started.then(done, done);
   }
 
   get size(): number {
@@ -65,7 +85,7 @@ export class PendingApprovals {
 
   private remove(entry: PendingApproval): void {
     this.byId.delete(entry.id);
-    if (this.byJoinKey.get(entry.joinKey) === entry) this.byJoinKey.delete(entry.joinKey);
+    if (entry.joinKey !== null && this.byJoinKey.get(entry.joinKey) === entry) this.byJoinKey.delete(entry.joinKey);
     const timer = this.timers.get(entry.id);
     if (timer !== undefined) clearTimeout(timer);
     this.timers.delete(entry.id);

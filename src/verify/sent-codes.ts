@@ -50,11 +50,13 @@ export type SentCodeCheck =
   | { readonly ok: false; readonly replayed: boolean };
 
 /**
- * Checks `code` against the user's live gateway-made codes (every one is compared, no early exit)
- * and claims the match. Codes the provider checks itself (codeHash null) are not looked at here.
+ * Checks `code` against the user's live gateway-made codes of the allowed `methods` (every one is
+ * compared, no early exit) and claims the match. Codes the provider checks itself (codeHash null) are not looked at here.
  */
-export async function checkSentCode(store: Store, keys: DataKeys, userId: string, code: string, now: number): Promise<SentCodeCheck> {
-  const live = await store.listLiveSentCodes(userId, now);
+export async function checkSentCode(store: Store, keys: DataKeys, userId: string, code: string, now: number, methods: ReadonlySet<string>): Promise<SentCodeCheck> {
+  // Only codes of methods the login's policy allows: a code mailed for a login on a laxer client
+  // is no second factor on this one.
+  const live = (await store.listLiveSentCodes(userId, now)).filter((sent) => methods.has(sent.method));
   let match: SentCode | undefined;
   for (const sent of live) {
     if (sent.codeHash === null) continue;

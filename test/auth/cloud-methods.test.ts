@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { hashPassword } from '../../src/crypto/password-hash.js';
+import { ProviderUnavailableError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { CloudVerifier } from '../../src/verify/cloud-verifier.js';
 import type { Provider } from '../../src/verify/providers/provider.js';
@@ -260,4 +261,88 @@ t.test('two-way SMS: the user replies with the code the message carries', async 
   t.match(await h.flow.run(h.attempt({ username: 'liz', password: `${PW},sms` })), { kind: 'accept' });
   t.equal(twilio.approvals[0]?.channel, 'sms_reply');
   t.match(twilio.approvals[0]?.code, /^\d{6}$/);
+});
+
+t.test('joining needs the same end-user address: a login from elsewhere gets its own push', async (t) => {
+  const { h, ntfy } = await cloudHarness(t);
+  await userWithEverything(h, 'mona', { defaultMethod: 'push' });
+  ntfy.script = { kind: 'approve', afterMs: 300 };
+  const rdgw = { name: 'rdgw', ip: '127.0.0.2' };
+  const nas = (from: string | null) => ({ identifier: 'nas-1', ipAddress: null, callingStationId: from, calledStationId: null });
+  const [victim, other, unknown] = await Promise.all([
+    h.flow.run(h.attempt({ username: 'mona', password: PW, client: rdgw, nas: nas('198.51.100.7') })),
+    h.flow.run(h.attempt({ username: 'mona', password: PW, client: rdgw, nas: nas('203.0.113.66') })),
+    h.flow.run(h.attempt({ username: 'mona', password: PW, client: rdgw, nas: nas(null) })),
+  ]);
+  t.same([victim.kind, other.kind, unknown.kind], ['accept', 'accept', 'accept']);
+  t.equal(ntfy.approvals.length, 3, 'three logins from three places (one without an address): three pushes');
+});
+
+t.test("a code sent for a method this policy does not allow is no second factor here", async (t) => {
+  const { h, mail } = await cloudHarness(t);
+  await userWithEverything(h, 'nick');
+  const sent = await h.flow.run(h.attempt({ username: 'nick', password: `${PW},email` }));
+  t.match(sent, { kind: 'challenge' });
+  const code = mail.sent[0]!.code;
+  h.config = { ...h.config, policies: { ...h.config.policies, nps: { ...h.config.policies.nps!, methods: ['totp', 'push'] } } };
+  t.match(await h.flow.run(h.attempt({ username: 'nick', password: code, client: { name: 'rdgw', ip: '127.0.0.2' } })), { kind: 'reject', reason: 'bad_code' }, 'the email code on a totp/push-only client');
+  t.match(await h.flow.run(h.attempt({ username: 'nick', password: `${PW},${code}` })), { kind: 'accept' }, 'still good where email is allowed');
+});
+
+t.test('a fraud report on a number-matched push counts even when nobody answers the challenge', async (t) => {
+  const { h, ntfy } = await cloudHarness(t);
+  const { user } = await userWithEverything(h, 'olga', { defaultMethod: 'push' });
+  ntfy.script = { kind: 'fraud', afterMs: 20 };
+  t.match(await h.flow.run(h.attempt({ username: 'olga', password: PW })), { kind: 'challenge', reason: 'challenge_push' });
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal((await h.store.getUser(user.id))?.blocked, true, 'blocked without a waiting login');
+});
+
+t.test('no provider can do the method: rejected, never fail-open', async (t) => {
+  const { h } = await cloudHarness(t, { fail_mode: 'safe' });
+  await userWithEverything(h, 'paul');
+  // A running configuration whose voice method names no running provider.
+  h.config = { ...h.config, methods: { ...h.config.methods, voice: { providers: ['gone'], code_length: 6, ttl_seconds: 300, per_user_per_hour: 3, global_per_hour: 200 } }, policies: { ...h.config.policies, default: { ...h.config.policies.default!, methods: ['voice'] } } };
+  t.match(await h.flow.run(h.attempt({ username: 'paul', password: `${PW},voice` })), { kind: 'reject', reason: 'delivery_failed' });
+});
+
+t.test("a provider's own code (Duo SMS): checked by the provider; the provider down makes the code wrong, not the login fail-open", async (t) => {
+  const duo = new ScriptedProvider('duo', 'duo', { approvals: ['push'] });
+  let verdict: 'ok' | 'wrong' | 'down' = 'ok';
+  const calls: string[] = [];
+  Object.assign(duo, {
+    requestProviderCode: async () => ({ messageId: 'duo-sms-1' }),
+    verifyProviderCode: async ({ code }: { code: string }) => {
+      calls.push(code);
+      if (verdict === 'down') throw new ProviderUnavailableError('duo: HTTP 503');
+      return verdict === 'ok';
+    },
+  });
+  const verifier = new CloudVerifier(new Map<string, Provider>([['duo', duo]]), silentLogger());
+  const h = await flowHarness(
+    {
+      providers: { duo: { type: 'duo', api_host: 'api-x.duosecurity.com', integration_key: 'DIAAAAAAAAAAAAAAAAAA', secret_key: { env: 'UNUSED' } } },
+      methods: { sms: { providers: ['duo'] } },
+      policies: { default: { methods: ['sms'], fail_mode: 'safe' }, nps: { first_factor: 'none', methods: ['sms'] } },
+    },
+    undefined,
+    undefined,
+    verifier,
+  );
+  t.teardown(async () => {
+    await verifier.close();
+    await h.cleanup();
+  });
+  const { user } = await h.addUser('quin', { password: PW, totp: false });
+  await h.store.updateUser(user.id, { mobile: PHONE });
+  t.match(await h.flow.run(h.attempt({ username: 'quin', password: `${PW},sms` })), { kind: 'challenge' });
+  verdict = 'down';
+  t.match(await h.flow.run(h.attempt({ username: 'quin', password: `${PW},123456` })), { kind: 'reject', reason: 'bad_code' }, 'fail_mode safe does not turn an unchecked code into an accept');
+  verdict = 'wrong';
+  t.match(await h.flow.run(h.attempt({ username: 'quin', password: `${PW},654321` })), { kind: 'reject', reason: 'bad_code' });
+  verdict = 'ok';
+  t.match(await h.flow.run(h.attempt({ username: 'quin', password: `${PW},111111` })), { kind: 'accept' });
+  t.equal(calls.length, 3, 'one question to Duo per typed code');
+  const [challengeRecord] = await auditRecords(h.store);
+  t.match(challengeRecord, { provider: 'duo', phone: null }, 'Duo texts the number it has: none of ours recorded');
 });

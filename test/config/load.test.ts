@@ -528,6 +528,25 @@ fraud: {notify: [not-an-address]}
   t.match(issues.join('\n'), /providers\.mail\.tls: tls: none sends codes in clear text/);
   t.match(issues.join('\n'), /fraud\.notify\[0\]: must be an email address/);
 
+  const modes = await setup(
+    t,
+    `${VALID}${providers.replace('tls: none', 'tls: starttls')}  duo:
+    type: duo
+    api_host: api-x.duosecurity.com
+    integration_key: DIAAAAAAAAAAAAAAAAAA
+    secret_key: {file: tw-token}
+methods:
+  sms: {providers: [tw, hook], mode: two_way}
+  phone: {providers: [tw, duo], mode: pin, pin_min_length: 8, pin_max_length: 6}
+http: {listen: [{address: 127.0.0.1, port: 8443}], public_url: "https://mfa.example.test", insecure: true}
+`,
+    { ...VALID_FILES, 'tw-token': 'x\n', 'hook-secret': `${'h'.repeat(40)}\n` },
+  );
+  const modeIssues = (await configIssues(t, modes)).join('\n');
+  t.match(modeIssues, /methods\.sms\.providers\[1\]: mode two_way needs a twilio provider, not webhook/);
+  t.match(modeIssues, /methods\.phone\.providers\[1\]: mode pin needs a twilio provider, not duo/);
+  t.match(modeIssues, /methods\.phone\.pin_min_length: pin_min_length must not exceed pin_max_length/);
+
   const plainHttp = await setup(t, `${VALID}providers:\n  n: {type: ntfy, base_url: "http://ntfy.example.test"}\n`, VALID_FILES);
   t.match((await configIssues(t, plainHttp)).join('\n'), /providers\.n\.base_url: must be an https:\/\/ URL \(http:\/\/ only to a loopback address\)/);
 

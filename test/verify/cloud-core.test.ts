@@ -108,7 +108,7 @@ t.test('callback listener: HTTPS with the configured certificate, rate limit, un
   const tls = await makeTlsFiles(join(dir.path, 'tls'), { ip: '127.0.0.1', dnsName: 'mfa.example.test' });
   const port = await freePort('tcp');
   const server = new CallbackServer({
-    http: { listen: [{ address: '127.0.0.1', port }], public_url: undefined, tls: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, insecure: false, rate_limit_per_minute: 3 },
+    http: { listen: [{ address: '127.0.0.1', port }], public_url: undefined, tls: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, insecure: false, rate_limit_per_minute: 3, trust_proxy: [] },
     log: silentLogger(),
     health: () => ({ pendingApprovals: 3 }),
   });
@@ -144,4 +144,17 @@ t.test('callback listener: HTTPS with the configured certificate, rate limit, un
     /self[- ]signed|unable to verify|certificate/i,
     'a client that does not trust the CA refuses the listener',
   );
+});
+
+t.test('callback listener behind a named proxy: the rate limit counts X-Forwarded-For', async (t) => {
+  const port = await freePort('tcp');
+  const server = new CallbackServer({
+    http: { listen: [{ address: '127.0.0.1', port }], public_url: undefined, tls: undefined, insecure: true, rate_limit_per_minute: 2, trust_proxy: ['127.0.0.1'] },
+    log: silentLogger(),
+  });
+  await server.start();
+  t.teardown(() => server.close());
+  const get = async (forwarded: string): Promise<number> => (await fetch(`http://127.0.0.1:${port}/health`, { headers: { 'x-forwarded-for': forwarded } })).status;
+  t.same([await get('198.51.100.1'), await get('198.51.100.1'), await get('198.51.100.1')], [200, 200, 429], 'one client over its limit');
+  t.equal(await get('198.51.100.2'), 200, 'another client behind the same proxy is not');
 });

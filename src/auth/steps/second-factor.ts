@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { ProviderRejectedError, ProviderUnavailableError } from '../../errors.js';
 import { checkOathCode, CODE_PATTERN } from '../../verify/oath.js';
 import { checkSentCode } from '../../verify/sent-codes.js';
 import type { FlowContext } from '../context.js';
@@ -171,7 +172,8 @@ async function checkCode(ctx: FlowContext, code: string): Promise<Decision> {
     replayed = result.reason === 'code_replayed';
   }
   if (!CODE_PATTERN.test(code)) return Decision.reject('bad_code');
-  const sent = await checkSentCode(ctx.deps.store, ctx.deps.keys, user.id, code, ctx.now);
+  const allowed = new Set<string>(ctx.policy.methods);
+  const sent = await checkSentCode(ctx.deps.store, ctx.deps.keys, user.id, code, ctx.now, allowed);
   if (sent.ok) {
     ctx.method = sent.sent.method;
     ctx.provider = sent.sent.provider;
@@ -179,24 +181,33 @@ async function checkCode(ctx: FlowContext, code: string): Promise<Decision> {
     return Decision.accept('accepted');
   }
   replayed ||= sent.replayed;
-  const byProvider = await checkProviderCode(ctx, code);
+  const byProvider = await checkProviderCode(ctx, code, allowed);
   if (byProvider !== undefined) return byProvider;
   return Decision.reject(replayed ? 'code_replayed' : 'bad_code');
 }
 
-async function checkProviderCode(ctx: FlowContext, code: string): Promise<Decision | undefined> {
+async function checkProviderCode(ctx: FlowContext, code: string, allowed: ReadonlySet<string>): Promise<Decision | undefined> {
   const verifier = ctx.deps.verifier;
   if (verifier === undefined) return undefined;
-  const live = (await ctx.deps.store.listLiveSentCodes(ctx.user!.id, ctx.now)).filter((s) => s.codeHash === null && s.usedAt === null);
-  for (const sent of live) {
-    const provider = verifier.get(sent.provider);
-    if (provider?.verifyProviderCode === undefined) continue;
-    const ok = await provider.verifyProviderCode({ to: ctx.user!.username, code, recipient: recipientOf(ctx), login: loginOf(ctx), signal: AbortSignal.timeout(15_000) });
-    if (ok && (await ctx.deps.store.useSentCode(sent.id, ctx.now))) {
-      ctx.method = sent.method;
-      ctx.provider = sent.provider;
-      return Decision.accept('accepted');
+  // The newest code the provider sent, of an allowed method: one question to the provider per
+  // typed code (each wrong one counts against the user at Duo).
+  const sent = (await ctx.deps.store.listLiveSentCodes(ctx.user!.id, ctx.now)).find((s) => s.codeHash === null && s.usedAt === null && allowed.has(s.method));
+  const provider = sent === undefined ? undefined : verifier.get(sent.provider);
+  if (sent === undefined || provider?.verifyProviderCode === undefined) return undefined;
+  let ok: boolean;
+  try {
+    ok = await provider.verifyProviderCode({ to: ctx.user!.username, code, recipient: recipientOf(ctx), login: loginOf(ctx), signal: AbortSignal.timeout(15_000) });
+  } catch (err) {
+    // A provider that cannot answer makes the code wrong, never the login fail-open: a typed code
+    // was checked, and it did not match anything that could be verified.
+    if (err instanceof ProviderUnavailableError || err instanceof ProviderRejectedError) {
+      ctx.deps.log.warn({ attemptId: ctx.attempt.id, provider: provider.name, err: err.message }, 'provider could not check its code');
+      return undefined;
     }
+    throw err;
   }
-  return undefined;
+  if (!ok || !(await ctx.deps.store.useSentCode(sent.id, ctx.now))) return undefined;
+  ctx.method = sent.method;
+  ctx.provider = sent.provider;
+  return Decision.accept('accepted');
 }

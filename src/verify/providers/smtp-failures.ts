@@ -17,7 +17,8 @@ import type { NodemailerError } from 'nodemailer';
 
 export type SmtpFailure =
   | { readonly kind: 'rejected'; readonly replyCode: string; readonly message: string }
-  | { readonly kind: 'unavailable'; readonly retryable: boolean; readonly message: string }
+  /** `recipient`: a 4xx to RCPT TO (greylisting, a full mailbox): this address's trouble, not the server's. */
+  | { readonly kind: 'unavailable'; readonly retryable: boolean; readonly message: string; readonly recipient?: boolean }
   | { readonly kind: 'aborted' };
 
 const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
@@ -33,7 +34,9 @@ export function classifySmtpError(err: unknown): SmtpFailure {
   const reply = typeof e.responseCode === 'number' ? e.responseCode : undefined;
   if (reply !== undefined) {
     if (reply >= 500 && reply < 600 && reply !== 503) return { kind: 'rejected', replyCode: String(reply), message };
-    return { kind: 'unavailable', retryable: (reply >= 400 && reply < 500) || reply === 503, message };
+    const command = (e as { command?: unknown }).command;
+    const recipient = reply >= 400 && reply < 500 && typeof command === 'string' && /^RCPT/i.test(command);
+    return { kind: 'unavailable', retryable: (reply >= 400 && reply < 500) || reply === 503, message, ...(recipient ? { recipient } : {}) };
   }
   // Refused by nodemailer before anything was sent: a recipient it cannot parse, no credentials.
   if (e.code === 'EENVELOPE' || e.code === 'ENOAUTH' || e.code === 'EAUTH') return { kind: 'rejected', replyCode: e.code, message };

@@ -164,14 +164,25 @@ export class SmtpProvider implements Provider {
           this.log.warn({ replyCode: failure.replyCode, error: failure.message }, 'smtp server refused the mail');
           throw new ProviderRejectedError(`${this.name}: ${failure.message}`, failure.replyCode);
         }
-        // An abort counts too: it frees a half-open probe, and a send slower than the login's
-        // patience is an outage from the user's side.
-        this.breaker.failure();
-        if (failure.kind === 'aborted') throw new ProviderUnavailableError(`${this.name}: send abandoned`);
-        lastError = failure.message;
-        const willRetry = failure.retryable && attempt < tries;
-        this.log.warn({ attempt, tries, error: lastError, willRetry }, 'smtp send failed');
-        if (!willRetry) break;
+        if (failure.kind === 'unavailable' && failure.recipient === true) {
+          // One recipient's transient trouble (greylisting, a full mailbox): retried, but not the
+          // server's fault, and when it persists the mail is undeliverable, not the relay down
+          // (which under fail_mode safe would let the login through without a code).
+          this.breaker.success();
+          lastError = failure.message;
+          const again = failure.retryable && attempt < tries;
+          this.log.warn({ attempt, tries, error: lastError, willRetry: again }, 'smtp server deferred the recipient');
+          if (!again) throw new ProviderRejectedError(`${this.name}: ${failure.message}`, 'recipient-deferred');
+        } else {
+          // An abort counts too: it frees a half-open probe, and a send slower than the login's
+          // patience is an outage from the user's side.
+          this.breaker.failure();
+          if (failure.kind === 'aborted') throw new ProviderUnavailableError(`${this.name}: send abandoned`);
+          lastError = failure.message;
+          const willRetry = failure.retryable && attempt < tries;
+          this.log.warn({ attempt, tries, error: lastError, willRetry }, 'smtp send failed');
+          if (!willRetry) break;
+        }
       }
       await sleep(Math.random() * BACKOFF_MS * 2 ** (attempt - 1), undefined, signal ? { signal } : undefined).catch(() => undefined);
     }

@@ -64,7 +64,7 @@ async function rig(t: Test, fakeOpts: NtfyFakeOptions = {}, over: Partial<NtfyCo
   const deps = { log: silentLogger(), tokens, publicUrl, now: Date.now };
   const provider = new NtfyProvider(config(over), deps);
   const server = new CallbackServer({
-    http: { listen: [{ address: '127.0.0.1', port }], public_url: undefined, tls: undefined, insecure: true, rate_limit_per_minute: 100000 },
+    http: { listen: [{ address: '127.0.0.1', port }], public_url: undefined, tls: undefined, insecure: true, rate_limit_per_minute: 100000, trust_proxy: [] },
     log: silentLogger(),
   });
   provider.routes(server.routesFor('ntfy'));

@@ -219,7 +219,8 @@ void t.test('a 4xx reply is transient: retried, then delivered once', async (t) 
   p.rejectNextRcpt(451);
   p.rejectNextRcpt(452);
   p.rejectNextRcpt(450);
-  await t.rejects(smtp.sendCode(codeMessage('anna@example.com', randomCode())), ProviderUnavailableError, 'bounded: retries + 1 tries');
+  await t.rejects(smtp.sendCode(codeMessage('anna@example.com', randomCode())), ProviderRejectedError, 'bounded: retries + 1 tries, then undeliverable (not an outage)');
+  t.equal(smtp.breaker.state, 'closed', "one recipient's trouble does not open the breaker");
   t.equal(p.mails().length, 1);
   t.equal(p.events().filter((e) => e.kind === 'rcpt').length, 5);
 });
@@ -346,6 +347,7 @@ void t.test('error classification', async (t) => {
   t.match(classifySmtpError(e({ code: 'EAUTH', responseCode: 535 })), { kind: 'rejected', replyCode: '535' });
   t.match(classifySmtpError(e({ code: 'EAUTH', responseCode: 454 })), { kind: 'unavailable', retryable: true });
   t.match(classifySmtpError(e({ code: 'EMESSAGE', responseCode: 451 })), { kind: 'unavailable', retryable: true });
+  t.match(classifySmtpError(e({ code: 'EENVELOPE', responseCode: 452, command: 'RCPT TO' })), { kind: 'unavailable', retryable: true, recipient: true });
   t.match(classifySmtpError(e({ code: 'EENVELOPE', responseCode: 503 })), { kind: 'unavailable', retryable: true });
   t.match(classifySmtpError(e({ code: 'ETLS', responseCode: 502 })), { kind: 'unavailable', retryable: false });
   t.match(classifySmtpError(e({ code: 'ESOCKET', originalCode: 'ECONNREFUSED' })), { kind: 'unavailable', retryable: true });

@@ -79,7 +79,7 @@ async function rig(t: Test, over: Partial<TwilioConfig> = {}): Promise<Rig> {
   };
   const provider = new TwilioProvider(config, { log, tokens, publicUrl, now: Date.now });
   const server = new CallbackServer({
-    http: { listen: [{ address: '127.0.0.1', port }], public_url: undefined, tls: undefined, insecure: true, rate_limit_per_minute: 100000 },
+    http: { listen: [{ address: '127.0.0.1', port }], public_url: undefined, tls: undefined, insecure: true, rate_limit_per_minute: 100000, trust_proxy: [] },
     log,
   });
   provider.routes(server.routesFor('twilio'));
