@@ -1,7 +1,8 @@
 import { createHash, createHmac, randomBytes, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { isIP, type AddressInfo, type Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { assertLoopback } from '../peers/ports.js';
+import { closeServer, listenLoopback } from './loopback-server.js';
 
 /**
  * A loopback stand-in for Duo's Auth API v2 (duo.com/docs/authapi) plus the users' phones.
@@ -156,7 +157,6 @@ export async function startDuoFake(opts: DuoFakeOptions): Promise<DuoFake> {
   let defaultBehaviour: DuoBehaviour = {};
   const transactions = new Map<string, Transaction>();
   const passcodes = new Map<string, { code: string; used: boolean }>();
-  const sockets = new Set<Socket>();
   let failRemaining = 0;
   let failStatus = 500;
   let hanging = false;
@@ -195,10 +195,6 @@ export async function startDuoFake(opts: DuoFakeOptions): Promise<DuoFake> {
       });
   });
   server.keepAliveTimeout = 60_000;
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
 
   const route = async (req: IncomingMessage, url: URL, body: Buffer, record: { params: Params; signature: DuoRecord['signature'] }, res: ServerResponse): Promise<Answer> => {
     const method = req.method ?? '';
@@ -398,14 +394,10 @@ export async function startDuoFake(opts: DuoFakeOptions): Promise<DuoFake> {
     return username;
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, bind, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const url = await listenLoopback(server, bind);
 
   return {
-    url: `http://${bind}:${port}`,
+    url,
     records,
     setBehaviour: (username, behaviour) => void behaviours.set(username, behaviour),
     setDefaultBehaviour: (behaviour) => {
@@ -428,8 +420,7 @@ export async function startDuoFake(opts: DuoFakeOptions): Promise<DuoFake> {
         for (const wake of [...txn.waiters]) wake();
       }
       transactions.clear();
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     },
   };
 }

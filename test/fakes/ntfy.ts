@@ -1,8 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import { assertLoopback } from '../peers/ports.js';
+import { closeServer, listenLoopback } from './loopback-server.js';
 
 /**
  * A loopback stand-in for an ntfy server plus the phones subscribed to it.
@@ -179,7 +179,6 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
   const publishWaiters = new Map<string, { n: number; resolve: (p: NtfyPublish) => void }[]>();
   const pressWaiters = new Map<string, ((p: NtfyPress) => void)[]>();
   const hung = new Set<ServerResponse>();
-  const sockets = new Set<Socket>();
   const inFlight = new Set<Promise<unknown>>();
   const timers = new Set<NodeJS.Timeout>();
   let defaultBehaviour: NtfyBehaviour = opts.defaultBehaviour ?? { kind: 'approve' };
@@ -196,15 +195,7 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
         if (!res.headersSent) sendError(res, ERR.internal);
       });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve());
-  });
-  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const url = await listenLoopback(server, host);
 
   function handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     if (hanging) {
@@ -473,10 +464,7 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
       timers.clear();
       for (const res of hung) res.destroy();
       await Promise.all([...inFlight]);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      });
+      await closeServer(server);
       await agent.close();
     },
   };

@@ -1,9 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request as httpRequest } from 'undici';
 import { assertLoopback } from '../peers/ports.js';
+import { closeServer, listenLoopback } from './loopback-server.js';
 
 /**
  * A Twilio double on 127.0.0.1: the REST API the gateway calls (2010-04-01 Messages.json,
@@ -220,12 +220,7 @@ class TwilioFakeServer implements TwilioFake {
   }
 
   async listen(host: string): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, host, () => resolve());
-    });
-    const { port } = this.server.address() as AddressInfo;
-    this.url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.url = await listenLoopback(this.server, host);
   }
 
   messages(): FakeMessage[] {
@@ -318,10 +313,7 @@ class TwilioFakeServer implements TwilioFake {
     if (this.closed) return;
     this.closed = true;
     for (const sim of this.sims.values()) sim.ended.abort();
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await closeServer(this.server);
     await Promise.allSettled([...this.inFlight]);
     await this.agent.close().catch(() => undefined);
   }

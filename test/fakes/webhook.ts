@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { assertLoopback } from '../peers/ports.js';
+import { closeServer, listenLoopback } from './loopback-server.js';
 
 /**
  * A loopback receiver for the webhook provider: an SMS gateway as an admin would write it from
@@ -88,7 +88,6 @@ export async function startWebhookFake(opts: WebhookFakeOptions): Promise<Webhoo
   const behaviours = new Map<string, WebhookBehaviour>();
   const waiters = new Map<string, { n: number; resolve: (m: WebhookMessage) => void }[]>();
   const hung = new Set<ServerResponse>();
-  const sockets = new Set<Socket>();
   let defaultBehaviour: WebhookBehaviour = { kind: 'deliver' };
   let failures = 0;
   let failStatus = 500;
@@ -102,15 +101,7 @@ export async function startWebhookFake(opts: WebhookFakeOptions): Promise<Webhoo
         if (!res.headersSent) answer(res, 500, { error: 'internal error' });
       });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve());
-  });
-  const url = `http://${host}:${(server.address() as AddressInfo).port}${path}`;
+  const url = `${await listenLoopback(server, host)}${path}`;
 
   function handle(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined): void {
     const key = header(req, 'idempotency-key');
@@ -214,10 +205,7 @@ export async function startWebhookFake(opts: WebhookFakeOptions): Promise<Webhoo
     },
     async close() {
       for (const res of hung) res.destroy();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      });
+      await closeServer(server);
     },
   };
 }
