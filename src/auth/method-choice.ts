@@ -101,15 +101,3 @@ export function menuChoice(usable: readonly UsableMethod[], answer: string): Usa
   const method = keywordMethod(text);
   return method === undefined ? undefined : usable.find((m) => m.method === method);
 }
-
-/** `+*********5678`: enough for the user to recognise the phone, not for anyone to call it. */
-export function maskPhone(number: string): string {
-  return number.length <= 4 ? '****' : `${number.startsWith('+') ? '+' : ''}${'*'.repeat(Math.max(0, number.length - 5))}${number.slice(-4)}`;
-}
-
-/** `j***@example.com`. */
-export function maskEmail(address: string): string {
-  const at = address.lastIndexOf('@');
-  if (at <= 0) return '***';
-  return `${address[0] ?? ''}***${address.slice(at)}`;
-}

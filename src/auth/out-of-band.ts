@@ -9,7 +9,7 @@ import { newCode, recordSentCode } from '../verify/sent-codes.js';
 import type { FlowContext } from './context.js';
 import { Decision } from './decision.js';
 import type { UsableMethod } from './method-choice.js';
-import { maskEmail, maskPhone } from './method-choice.js';
+import { maskEmail, maskPhone } from '../verify/masking.js';
 
 /**
  * The second factor through the cloud: sending one-time codes (SMS, voice, email) and starting

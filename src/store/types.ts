@@ -3,9 +3,8 @@
 /** Where a user came from: created locally, or synced from a named directory. */
 export type UserSource = 'local' | `directory:${string}`;
 
-export interface User {
-  /** Stable unique id: a UUID for local users; objectGUID or entry DN for synced ones. */
-  readonly id: string;
+/** Who a user is and how to reach them: the fields a directory sync maps from attributes. */
+export interface UserProfile {
   /** The login name as stored (case preserved). Lookups are case-insensitive. */
   readonly username: string;
   readonly upn: string | null;
@@ -17,6 +16,11 @@ export interface User {
   /** Preferred second-factor method, e.g. 'totp'; null means the policy's first allowed method. */
   readonly defaultMethod: string | null;
   readonly language: string | null;
+}
+
+export interface User extends UserProfile {
+  /** Stable unique id: a UUID for local users; objectGUID or entry DN for synced ones. */
+  readonly id: string;
   readonly enabled: boolean;
   /** Blocked by an admin or by a fraud report; a blocked user is rejected before any factor. */
   readonly blocked: boolean;
@@ -180,18 +184,9 @@ export interface AccountingEntry {
 export type DirectorySource = `directory:${string}`;
 
 /** One directory entry as the sync hands it to the store; the sync owns all of these fields. */
-export interface DirectoryUserData {
+export interface DirectoryUserData extends UserProfile {
   /** objectGUID (AD, as the usual GUID text) or entryUUID (OpenLDAP): stable across renames and moves. */
   readonly externalId: string;
-  readonly username: string;
-  readonly upn: string | null;
-  readonly firstName: string | null;
-  readonly lastName: string | null;
-  readonly email: string | null;
-  readonly phone: string | null;
-  readonly mobile: string | null;
-  readonly defaultMethod: string | null;
-  readonly language: string | null;
   /** false for an account the directory marks disabled (AD userAccountControl 0x2, …). */
   readonly enabled: boolean;
 }
@@ -277,14 +272,8 @@ export type SyncRunKind = 'full' | 'delta';
 /** `refused`: the run would have removed more than max_delete_percent of the synced users (nothing was removed). */
 export type SyncRunStatus = 'ok' | 'failed' | 'refused';
 
-export interface NewSyncRun {
-  readonly source: DirectorySource;
-  readonly item: string;
-  readonly kind: SyncRunKind;
-  readonly status: SyncRunStatus;
-  readonly forced: boolean;
-  readonly startedAt: number;
-  readonly finishedAt: number;
+/** What one sync run did to the users of one item. */
+export interface SyncCounts {
   /** Entries read from the directory with their attributes. */
   readonly seen: number;
   readonly added: number;
@@ -292,6 +281,16 @@ export interface NewSyncRun {
   readonly disabled: number;
   readonly removed: number;
   readonly unchanged: number;
+}
+
+export interface NewSyncRun extends SyncCounts {
+  readonly source: DirectorySource;
+  readonly item: string;
+  readonly kind: SyncRunKind;
+  readonly status: SyncRunStatus;
+  readonly forced: boolean;
+  readonly startedAt: number;
+  readonly finishedAt: number;
   /** One line per problem (a conflict, the refusal, the failure). */
   readonly errors: readonly string[];
 }

@@ -138,7 +138,7 @@ export class CloudClient {
       }
       this.opts.log.warn({ provider: this.opts.name, attempt, tries, error: lastError, willRetry: retryable && attempt < tries }, 'provider request failed');
       if (!retryable || attempt === tries) break;
-      await sleep(backoff(this.opts.backoffMs ?? 200, attempt), undefined, req.signal ? { signal: req.signal } : undefined).catch(() => undefined);
+      await sleep(jitteredBackoff(this.opts.backoffMs ?? 200, attempt), undefined, req.signal ? { signal: req.signal } : undefined).catch(() => undefined);
     }
     throw new ProviderUnavailableError(`${this.opts.name}: ${lastError}`);
   }
@@ -149,7 +149,7 @@ export class CloudClient {
 }
 
 /** Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"): uniform in [0, base·2^(n-1)]. */
-function backoff(baseMs: number, attempt: number): number {
+export function jitteredBackoff(baseMs: number, attempt: number): number {
   return Math.random() * baseMs * 2 ** (attempt - 1);
 }
 

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/log.js';
 import { formatAttributes, type RadiusAttribute } from '../../src/radius/codec/index.js';
 import { SEED, auditRecords, flowHarness } from '../auth/fixtures.js';
 import { requirePeer } from '../peers/require-peer.js';
-import { requireSambaAd, startSambaAd } from '../peers/samba-ad.js';
+import { requireSambaAd, sambaDirectoryOptions, startSambaAd } from '../peers/samba-ad.js';
 import { startSlapd, type RunningSlapd } from '../peers/slapd.js';
 
 // Reply attributes by directory group: the DN/name keys, first-match order, the first factor's
@@ -329,22 +329,7 @@ t.test('Active Directory (Samba AD DC): matching rule in chain', async (t) => {
   await dc.seed();
   t.comment(`Samba AD DC up and seeded in ${Math.round(performance.now() - started)} ms`);
   const ca = readFileSync(dc.caFile);
-  const options = (overrides: Partial<DirectoryOptions> = {}): DirectoryOptions => ({
-    name: 'ad',
-    flavour: 'ad',
-    urls: [dc.ldapsUrl],
-    startTls: false,
-    insecure: false,
-    ca,
-    bindDn: dc.adminDn,
-    bindPassword: dc.adminPassword,
-    baseDn: dc.baseDn,
-    timeoutMs: 5000,
-    poolSize: 2,
-    log,
-    groupsCacheMs: 0,
-    ...overrides,
-  });
+  const options = (overrides: Partial<DirectoryOptions> = {}): DirectoryOptions => sambaDirectoryOptions(dc, log, { groupsCacheMs: 0, ...overrides });
 
   t.test('groupsOf: direct and nested memberships with DN, cn and sAMAccountName', async (t) => {
     const dir = new LdapDirectory(options());

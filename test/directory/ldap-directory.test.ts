@@ -9,7 +9,7 @@ import { createLogger, type Logger } from '../../src/log.js';
 import { LdapDirectory, isEmptyPassword, isUnderDn, parseLogin, splitDn, type DirectoryOptions } from '../../src/directory/ldap-directory.js';
 import { freePort } from '../peers/ports.js';
 import { requirePeer } from '../peers/require-peer.js';
-import { requireSambaAd, startSambaAd } from '../peers/samba-ad.js';
+import { requireSambaAd, sambaDirectoryOptions, startSambaAd } from '../peers/samba-ad.js';
 import { startSlapd, type RunningSlapd } from '../peers/slapd.js';
 
 // The directory client against the real thing: OpenLDAP 2.5 (slapd) and a Samba 4.17 AD DC, each
@@ -433,21 +433,7 @@ t.test('Active Directory (Samba AD DC)', async (t) => {
   t.comment(`Samba AD DC up and seeded in ${Math.round(performance.now() - started)} ms (provision ${dc.timings.provisionMs} ms, ready ${dc.timings.readyMs} ms)`);
   const { log, lines } = captureLog();
   const ca = readFileSync(dc.caFile);
-  const options = (overrides: Partial<DirectoryOptions> = {}): DirectoryOptions => ({
-    name: 'ad',
-    flavour: 'ad',
-    urls: [dc.ldapsUrl],
-    startTls: false,
-    insecure: false,
-    ca,
-    bindDn: dc.adminDn,
-    bindPassword: dc.adminPassword,
-    baseDn: dc.baseDn,
-    timeoutMs: 5000,
-    poolSize: 2,
-    log,
-    ...overrides,
-  });
+  const options = (overrides: Partial<DirectoryOptions> = {}): DirectoryOptions => sambaDirectoryOptions(dc, log, { ...overrides });
   const user1 = dc.userDn('user1');
   const pw = dc.userPassword;
 

@@ -5,6 +5,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { DirectoryOptions } from '../../src/directory/ldap-directory.js';
+import type { Logger } from '../../src/log.js';
 import type { PeerProcess } from './peer-process.js';
 import { spawnPeer } from './peer-process.js';
 import { assertLoopback } from './ports.js';
@@ -637,4 +639,23 @@ function sleepSync(ms: number): void {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** What an LdapDirectory needs to reach this DC over LDAPS as its administrator, with `overrides`. */
+export function sambaDirectoryOptions(dc: RunningSambaAd, log: Logger, overrides: Partial<DirectoryOptions> = {}): DirectoryOptions {
+  return {
+    name: 'ad',
+    flavour: 'ad',
+    urls: [dc.ldapsUrl],
+    startTls: false,
+    insecure: false,
+    ca: readFileSync(dc.caFile),
+    bindDn: dc.adminDn,
+    bindPassword: dc.adminPassword,
+    baseDn: dc.baseDn,
+    timeoutMs: 5000,
+    poolSize: 2,
+    log,
+    ...overrides,
+  };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { AndFilter, EqualityFilter, ExtensibleFilter, FilterParser, type Filter } from 'ldapts';
 import type { ResolvedDirectory } from '../../config/config.js';
 import type { SyncAttributesConfig, SyncConfig } from '../../config/sync-schema.js';
-import type { DirectorySource } from '../../store/types.js';
+import type { DirectorySource, UserProfile } from '../../store/types.js';
 
 /**
  * A directory's `sync:` section turned into what a run needs: the flavour's defaults filled in
@@ -15,42 +15,23 @@ export const IN_CHAIN_RULE = '1.2.840.113556.1.4.1941';
 
 export type Flavour = 'ad' | 'ldap';
 
-/** User field → directory attribute (null: not synced). */
-export interface AttributeMap {
-  readonly username: string;
-  readonly upn: string | null;
-  readonly firstName: string | null;
-  readonly lastName: string | null;
-  readonly email: string | null;
-  readonly phone: string | null;
-  readonly mobile: string | null;
-  readonly language: string | null;
-  readonly defaultMethod: string | null;
-}
+/** User field → directory attribute (null: not synced; the login name always is). */
+export type AttributeMap = { readonly [K in keyof UserProfile]: K extends 'username' ? string : string | null };
+
+/** The attributes both flavours share (inetOrgPerson's, which AD has too). */
+const COMMON_ATTRIBUTES = {
+  firstName: 'givenName',
+  lastName: 'sn',
+  email: 'mail',
+  phone: 'telephoneNumber',
+  mobile: 'mobile',
+  language: 'preferredLanguage',
+  defaultMethod: null,
+} as const;
 
 const DEFAULT_ATTRIBUTES: Readonly<Record<Flavour, AttributeMap>> = {
-  ad: {
-    username: 'sAMAccountName',
-    upn: 'userPrincipalName',
-    firstName: 'givenName',
-    lastName: 'sn',
-    email: 'mail',
-    phone: 'telephoneNumber',
-    mobile: 'mobile',
-    language: 'preferredLanguage',
-    defaultMethod: null,
-  },
-  ldap: {
-    username: 'uid',
-    upn: null,
-    firstName: 'givenName',
-    lastName: 'sn',
-    email: 'mail',
-    phone: 'telephoneNumber',
-    mobile: 'mobile',
-    language: 'preferredLanguage',
-    defaultMethod: null,
-  },
+  ad: { username: 'sAMAccountName', upn: 'userPrincipalName', ...COMMON_ATTRIBUTES },
+  ldap: { username: 'uid', upn: null, ...COMMON_ATTRIBUTES },
 };
 
 /** Person accounts only: on AD `objectClass=user` alone would take computer accounts too. */

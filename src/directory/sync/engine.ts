@@ -2,7 +2,7 @@ import { GreaterThanEqualsFilter, AndFilter, OrFilter, EqualityFilter, PresenceF
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
-import type { DirectoryMember, DirectoryUserData, SyncRunKind, SyncRunStatus, SyncState } from '../../store/types.js';
+import type { DirectoryMember, DirectoryUserData, SyncCounts, SyncRunKind, SyncRunStatus, SyncState } from '../../store/types.js';
 import type { SyncItem, SyncPlan } from './config.js';
 import { attributeValues, csnTime, externalIdOf, formatGuid, generalizedTime, mapEntry, type EntryDefaults, type MappingContext } from './entries.js';
 import { LdapSession } from './ldap-session.js';
@@ -34,7 +34,7 @@ export interface RunOptions {
   readonly onProgress?: (done: number, total?: number) => void;
 }
 
-export interface SyncReport {
+export interface SyncReport extends SyncCounts {
   readonly directory: string;
   readonly item: string;
   readonly kind: SyncRunKind;
@@ -43,13 +43,6 @@ export interface SyncReport {
   readonly status: SyncRunStatus;
   readonly dryRun: boolean;
   readonly forced: boolean;
-  /** Entries read with their attributes. */
-  readonly seen: number;
-  readonly added: number;
-  readonly updated: number;
-  readonly disabled: number;
-  readonly removed: number;
-  readonly unchanged: number;
   /** Users in the item's scope after the run (undefined when it failed). */
   readonly inScope: number | undefined;
   readonly errors: readonly string[];
@@ -69,14 +62,8 @@ interface Watermark {
   readonly contextCsn: string | null;
 }
 
-interface Counts {
-  seen: number;
-  added: number;
-  updated: number;
-  disabled: number;
-  removed: number;
-  unchanged: number;
-}
+/** The run's counts as it goes. */
+type Counts = { -readonly [K in keyof SyncCounts]: SyncCounts[K] };
 
 interface ItemRun {
   readonly item: SyncItem;

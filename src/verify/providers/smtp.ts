@@ -7,6 +7,8 @@ import { CircuitBreaker } from '../circuit-breaker.js';
 import type { ApprovalChannel, CodeChannel, CodeMessage, Provider, ProviderDeps, SentMessage } from './provider.js';
 import { classifySmtpError } from './smtp-failures.js';
 import { renderCodeMail } from './smtp-templates.js';
+import { maskEmail } from '../masking.js';
+import { jitteredBackoff } from '../cloud-client.js';
 
 /**
  * One-time codes by mail, through an SMTP relay (the company's own mail server or a mail service),
@@ -104,7 +106,7 @@ export class SmtpProvider implements Provider {
       address: message.login.callingStationId ?? message.login.clientIp,
     });
     const info = await this.deliver({ to: [to], subject: mail.subject, text: mail.text, html: mail.html }, message.signal);
-    this.log.info({ attemptId: message.login.attemptId, to: maskAddress(to), language: mail.language, messageId: info.messageId, tries: info.tries }, 'code mail sent');
+    this.log.info({ attemptId: message.login.attemptId, to: maskEmail(to), language: mail.language, messageId: info.messageId, tries: info.tries }, 'code mail sent');
     return { messageId: info.messageId };
   }
 
@@ -116,7 +118,7 @@ export class SmtpProvider implements Provider {
     if (to.length === 0) throw new InternalError(`${this.name}: a notice needs at least one recipient`);
     const recipients = to.map((address) => checkAddress(this.name, address));
     const info = await this.deliver({ to: recipients, subject: subject.replace(/[\r\n]+/g, ' '), text }, signal);
-    if (info.rejected.length > 0) this.log.warn({ rejected: info.rejected.map(maskAddress), messageId: info.messageId }, 'notice refused for some recipients');
+    if (info.rejected.length > 0) this.log.warn({ rejected: info.rejected.map(maskEmail), messageId: info.messageId }, 'notice refused for some recipients');
     this.log.info({ recipients: recipients.length - info.rejected.length, messageId: info.messageId, tries: info.tries }, 'notice mail sent');
     return { messageId: info.messageId };
   }
@@ -184,7 +186,7 @@ export class SmtpProvider implements Provider {
           if (!willRetry) break;
         }
       }
-      await sleep(Math.random() * BACKOFF_MS * 2 ** (attempt - 1), undefined, signal ? { signal } : undefined).catch(() => undefined);
+      await sleep(jitteredBackoff(BACKOFF_MS, attempt), undefined, signal ? { signal } : undefined).catch(() => undefined);
     }
     throw new ProviderUnavailableError(`${this.name}: ${lastError}`);
   }
@@ -197,8 +199,3 @@ function checkAddress(provider: string, address: string): string {
   return address;
 }
 
-/** `anna.schmidt@example.com` → `a***@example.com`: enough for an admin to tell mails apart. */
-function maskAddress(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at <= 0 ? '***' : `${address[0] ?? ''}***${address.slice(at)}`;
-}

@@ -1,5 +1,6 @@
 import { ProviderRejectedError } from '../../errors.js';
 import type { CloudClient, CloudResponse } from '../cloud-client.js';
+import { maskPhone } from '../masking.js';
 
 /**
  * The three Twilio REST calls the provider makes (API version 2010-04-01, form-encoded bodies,
@@ -108,11 +109,4 @@ function parseJson(body: Buffer): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** `+4915112345678` → `+*********5678`: enough to tell numbers apart in a log, not to call them. */
-export function maskPhone(number: string): string {
-  const digits = number.startsWith('+') ? number.slice(1) : number;
-  if (digits.length <= 4) return '+****';
-  return `+${'*'.repeat(digits.length - 4)}${digits.slice(-4)}`;
 }

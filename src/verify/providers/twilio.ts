@@ -14,7 +14,8 @@ import type {
   SentMessage,
   StartedApproval,
 } from './provider.js';
-import { TwilioApi, maskPhone } from './twilio-api.js';
+import { maskPhone } from '../masking.js';
+import { TwilioApi } from './twilio-api.js';
 import { PhoneApprovals, REFUSED, isGatherStep } from './twilio-phone.js';
 import { formPairs, verifyTwilioSignature } from './twilio-signature.js';
 import { SmsReplies } from './twilio-sms-reply.js';

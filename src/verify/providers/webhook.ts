@@ -5,6 +5,7 @@ import type { Logger } from '../../log.js';
 import { providerClient, type CloudClient } from '../cloud-client.js';
 import type { ApprovalChannel, CodeChannel, CodeMessage, Provider, ProviderDeps, SentMessage } from './provider.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, webhookSignature } from './webhook-signature.js';
+import { maskPhone } from '../masking.js';
 
 /**
  * A generic HTTPS webhook for admins with any SMS or voice gateway: the gateway makes the code,
@@ -96,10 +97,6 @@ export function codeText(code: string, ttlSeconds: number): string {
   return `Your verification code is ${code}. It expires in ${expiry}.`;
 }
 
-/** `+4915112345678` → `+*********5678`: enough to tell numbers apart in a log, not to dial. */
-function maskPhone(to: string): string {
-  return to.length <= 5 ? '+****' : `+${'*'.repeat(to.length - 5)}${to.slice(-4)}`;
-}
 
 /** The receiver's own message id (`{"id": "..."}`), when it answered with one. */
 function receiverId(body: Buffer): string | null {
