@@ -87,7 +87,8 @@ export async function firstFactorBench(opts: FirstFactorBenchOptions): Promise<s
       users: users.map((u) => ({ name: u.uid, cleartext: u.password })),
     });
     const dataDir = join(dir.path, 'data');
-    await provision(dataDir, total + WARMUP, uid);
+    // As a sync of `corp` stores them: the gateway knows each entry's DN and binds with it.
+    await provision(dataDir, total + WARMUP, uid, { source: 'directory:corp', dn: (i) => slapd!.userDn(uid(i)) });
     writeFileSync(join(dataDir, 'corp-bind'), `${slapd.adminPassword}\n`, { mode: 0o600 });
     writeFileSync(join(dataDir, 'fr-secret'), `${frSecret}\n`, { mode: 0o600 });
     const radiusPort = await freePort('udp');

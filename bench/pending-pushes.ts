@@ -39,7 +39,7 @@ export async function pendingPushesBench(n: number): Promise<string[]> {
     const name = (i: number): string => `p${String(i).padStart(6, '0')}`;
     const users: DirectoryUserData[] = [];
     for (let i = 0; i < n; i++) {
-      users.push({ externalId: `push-${i}`, username: name(i), upn: null, firstName: 'Push', lastName: `User ${i}`, email: null, phone: null, mobile: null, defaultMethod: 'push', language: null, enabled: true });
+      users.push({ externalId: `push-${i}`, dn: `uid=${name(i)},ou=people,dc=example,dc=test`, username: name(i), upn: null, firstName: 'Push', lastName: `User ${i}`, email: null, phone: null, mobile: null, defaultMethod: 'push', language: null, enabled: true });
     }
     await store.upsertDirectoryUsers('directory:corp', users, { item: 'all', now: Date.now() });
     const ids = new Map((await store.listUsersBySource('directory:corp')).map((u) => [u.username, u.id]));

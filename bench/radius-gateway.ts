@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
 import { DataKeys } from '../src/crypto/keys.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { DirectorySource } from '../src/store/types.js';
 import { enrolOathToken } from '../src/verify/oath.js';
 import { gatewayConfig, startGateway, type RunningGateway } from '../test/peers/gateway.js';
 import { freePort } from '../test/peers/ports.js';
@@ -42,9 +43,15 @@ export const totpOf = (i: number): TOTP => new TOTP({ secret: seedOf(i) });
 /**
  * Writes a master key into `dataDir` and enrols users 1..count (named by `name`) with the TOTP
  * seeds of seedOf, straight into the store: what `users add` + `tokens add-totp` would do, without
- * a process per user.
+ * a process per user. With `synced`, the users are stored as a sync of that directory stores them
+ * (source, entry id, entry DN) instead of as local users.
  */
-export async function provision(dataDir: string, count: number, name: (i: number) => string = user): Promise<void> {
+export async function provision(
+  dataDir: string,
+  count: number,
+  name: (i: number) => string = user,
+  synced?: { source: DirectorySource; dn: (i: number) => string },
+): Promise<void> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const masterKey = randomBytes(32);
   writeFileSync(join(dataDir, 'master.key'), masterKey.toString('hex'), { mode: 0o600 });
@@ -52,7 +59,12 @@ export async function provision(dataDir: string, count: number, name: (i: number
   const keys = new DataKeys(masterKey);
   try {
     for (let i = 1; i <= count; i++) {
-      const u = await store.createUser({ username: name(i) });
+      if (synced !== undefined) {
+        const profile = { upn: null, firstName: null, lastName: null, email: null, phone: null, mobile: null, defaultMethod: null, language: null };
+        const entry = { ...profile, externalId: `bench-entry-${i}`, dn: synced.dn(i), username: name(i), enabled: true };
+        await store.upsertDirectoryUsers(synced.source, [entry], { item: 'bench', now: Date.now() });
+      }
+      const u = (synced !== undefined ? await store.findUser(name(i)) : undefined) ?? (await store.createUser({ username: name(i) }));
       await enrolOathToken(store, keys, u, { issuer: 'bench', secretBase32: seedOf(i).base32 });
     }
   } finally {

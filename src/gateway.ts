@@ -83,6 +83,9 @@ export class Gateway {
     try {
       const opened = await openStore(config.store, log.child({ module: 'store' }));
       store = opened;
+      // Before the first request: logins then find users by name in memory.
+      const index = await opened.indexUserNames();
+      log.info({ users: index.users, names: index.names, indexMiB: +(index.bytes / 1048576).toFixed(1), ms: Math.round(index.ms) }, 'user names indexed');
       const gateway = new Gateway(config, opened, log, releaseLock);
       try {
         await gateway.http?.start();

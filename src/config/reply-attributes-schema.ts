@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { groupKey, looksLikeDn } from '../directory/groups.js';
+import { looksLikeDn } from '../directory/dn.js';
+import { groupKey } from '../directory/groups.js';
 import { attributeDefinition, parseAttribute } from '../radius/codec/attributes.js';
 import { STANDARD_ATTRIBUTES_BY_NAME, VENDOR_ATTRIBUTES_BY_NAME } from '../radius/codec/dictionary/standard.js';
 import { RadiusEncodeError, type RadiusAttribute } from '../radius/codec/packet.js';

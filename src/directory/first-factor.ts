@@ -2,12 +2,14 @@ import type { FirstFactorTarget, PasswordCheck, PasswordOutcome } from '../auth/
 import type { ResolvedDirectory } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { RadiusAttribute } from '../radius/codec/packet.js';
+import type { DirectorySource } from '../store/types.js';
 import { firstMatch, groupKey } from './groups.js';
 import { LdapDirectory, type BindOutcome, type DirectoryOptions } from './ldap-directory.js';
 
 /** What the first factor needs of a directory (LdapDirectory; a test may hand in another). */
 export interface PasswordDirectory {
-  authenticate(login: string, password: string): Promise<BindOutcome>;
+  /** `knownDn`: the entry's DN from the local sync, bound with directly (see LdapDirectory). */
+  authenticate(login: string, password: string, knownDn?: string): Promise<BindOutcome>;
   groupsOf(dn: string): Promise<ReadonlySet<string>>;
   close(): Promise<void>;
 }
@@ -31,12 +33,15 @@ interface Mapping {
  */
 export class DirectoryFirstFactor implements FirstFactorTarget {
   readonly name: string;
+  /** The source of users synced from this directory. */
+  private readonly source: DirectorySource;
   private readonly directory: PasswordDirectory;
   private readonly mappings: readonly Mapping[];
   private readonly log: Logger;
 
   constructor(config: ResolvedDirectory, log: Logger, makeDirectory: (opts: DirectoryOptions) => PasswordDirectory = (opts) => new LdapDirectory(opts)) {
     this.name = `ldap:${config.name}`;
+    this.source = `directory:${config.name}`;
     this.log = log.child({ module: 'directory', directory: config.name });
     this.mappings = (config.encoded_reply_attributes ?? []).map((m) => {
       const key = groupKey(m.group);
@@ -61,7 +66,9 @@ export class DirectoryFirstFactor implements FirstFactorTarget {
   }
 
   async check(req: PasswordCheck): Promise<PasswordOutcome> {
-    const outcome = await this.directory.authenticate(req.login, req.password);
+    // A user synced from this very directory: its entry's DN is known, no search needed.
+    const knownDn = req.user?.source === this.source ? (req.user.directoryDn ?? undefined) : undefined;
+    const outcome = await this.directory.authenticate(req.login, req.password, knownDn);
     if (!outcome.ok) return { kind: 'reject', reason: outcome.reason, ...(outcome.diagnostic === undefined ? {} : { detail: outcome.diagnostic }) };
     if (this.mappings.length === 0) return { kind: 'accept', server: outcome.dn };
     // Throws UpstreamUnavailable on failure: never an accept that silently lost its group.

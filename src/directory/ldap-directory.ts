@@ -7,8 +7,8 @@ import type { RejectReason } from '../auth/decision.js';
 import { ConfigError, UpstreamUnavailable, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { adBindRejection } from './ad-diagnostics.js';
-import { splitRdns } from './dn.js';
-import { IN_CHAIN_RULE, groupSearchBase, membershipKeys, normaliseDn, type FoundGroup } from './groups.js';
+import { normaliseDn, splitRdns } from './dn.js';
+import { IN_CHAIN_RULE, groupSearchBase, membershipKeys, type FoundGroup } from './groups.js';
 
 /**
  * The first factor `ldap:<directory>`: find the user's entry with a service account, then bind
@@ -102,6 +102,13 @@ const USER_ATTRIBUTES = [
 
 /** A server that failed is tried after the healthy ones for this long. */
 const SERVER_BACKOFF_MS = 30_000;
+/**
+ * How a directory answers a bind to a DN that no longer names the user: AD and Samba say 52e
+ * (invalid credentials, as for a wrong password, so as not to tell that the entry is missing),
+ * AD's 525 says so plainly, OpenLDAP says invalidCredentials.
+ */
+const STALE_DN_SIGNS: ReadonlySet<string> = new Set(['bad_password', 'user_unknown']);
+
 /** A pooled connection idle longer than this is closed rather than reused (servers drop idle ones). */
 const IDLE_MS = 60_000;
 /** Most service-account connections per server: searches are short. */
@@ -373,13 +380,29 @@ export class LdapDirectory {
     }
   }
 
-  /** Finds the user's entry by any login form and binds as that DN with the password. */
-  async authenticate(login: string, password: string): Promise<BindOutcome> {
+  /**
+   * Finds the user's entry by any login form and binds as that DN with the password.
+   *
+   * With `knownDn` (the entry's DN from the local sync), it binds with that DN straight away: one
+   * round trip instead of a search and a bind. A DN the directory refuses may be stale (the user
+   * was moved or renamed since the last sync): the entry is then searched for as without one, and
+   * when it now has another DN, bound again with that one. (Should another entry have taken the
+   * stale DN meanwhile, that entry saw one failed bind.)
+   */
+  async authenticate(login: string, password: string, knownDn?: string): Promise<BindOutcome> {
     this.assertOpen();
     // Before any I/O: an empty simple bind is an anonymous bind, a "success" on many servers.
     if (isEmptyPassword(password)) {
       this.log.debug({ login }, 'empty password refused without asking the directory');
       return { ok: false, reason: 'bad_password' };
+    }
+    if (knownDn !== undefined && isUnderDn(knownDn, this.opts.baseDn)) {
+      const outcome = await this.bindAsUser(knownDn, password);
+      if (outcome.ok || !STALE_DN_SIGNS.has(outcome.reason)) return outcome;
+      const found = await this.find(login);
+      if (found === undefined || normaliseDn(found.entry.dn) === normaliseDn(knownDn)) return outcome;
+      this.log.debug({ dn: knownDn, now: found.entry.dn }, 'the synced DN is stale; binding with the current one');
+      return this.bindAsUser(found.entry.dn, password, found.server);
     }
     const found = await this.find(login);
     if (found === undefined) {
@@ -654,8 +677,8 @@ export class LdapDirectory {
     return entry;
   }
 
-  /** Binds as `dn`; on the server that found it first, then on the others if it cannot connect. */
-  private async bindAsUser(dn: string, password: string, first: Server): Promise<BindOutcome> {
+  /** Binds as `dn`; on the server that found it first (if any), then on the others if it cannot connect. */
+  private async bindAsUser(dn: string, password: string, first?: Server): Promise<BindOutcome> {
     if (isEmptyPassword(password)) return { ok: false, reason: 'bad_password' };
     this.log.debug({ dn }, 'binding as user');
     const started = performance.now();

@@ -27,6 +27,7 @@ import type {
   SyncRunQuery,
   SyncState,
   User,
+  UserIndexStats,
   UserPatch,
 } from './types.js';
 
@@ -46,8 +47,18 @@ export interface Store {
   /** Throws AlreadyExistsError when the username (case-insensitive) or UPN is taken. */
   createUser(user: NewUser): Promise<User>;
   getUser(id: string): Promise<User | undefined>;
-  /** Case-insensitive match on username or UPN. */
+  /**
+   * Case-insensitive match on username or UPN; else, for a login given as a DN, the one synced
+   * user whose entry it names.
+   */
   findUser(name: string): Promise<User | undefined>;
+  /**
+   * Loads every user's login names into memory, so that findUser costs one hash probe (and one
+   * read of the user) whatever the number of users; writes of this store keep it current, and a
+   * name another process added or changed is found in the store and then added. The gateway calls
+   * it at start; short-lived commands need not.
+   */
+  indexUserNames(): Promise<UserIndexStats>;
   listUsers(): Promise<User[]>;
   /** Throws NotFoundError. Returns the updated user. */
   updateUser(id: string, patch: UserPatch): Promise<User>;

@@ -31,6 +31,8 @@ export interface User extends UserProfile {
   /** The user must choose a new PIN at the next PIN call (set by an admin with a temporary PIN). */
   readonly pinMustChange: boolean;
   readonly source: UserSource;
+  /** The directory entry's DN as the last sync saw it; null for local users. */
+  readonly directoryDn: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly syncedAt: number | null;
@@ -53,6 +55,16 @@ export interface NewUser {
   readonly pinHash?: string | null;
   readonly pinMustChange?: boolean;
   readonly source?: UserSource;
+}
+
+/** What indexUserNames loaded. */
+export interface UserIndexStats {
+  readonly users: number;
+  /** Names indexed (user names and UPNs). */
+  readonly names: number;
+  /** Memory the index holds. */
+  readonly bytes: number;
+  readonly ms: number;
 }
 
 export type UserPatch = Partial<Omit<NewUser, 'id'>>;
@@ -187,6 +199,8 @@ export type DirectorySource = `directory:${string}`;
 export interface DirectoryUserData extends UserProfile {
   /** objectGUID (AD, as the usual GUID text) or entryUUID (OpenLDAP): stable across renames and moves. */
   readonly externalId: string;
+  /** The entry's DN as the server spells it (it changes with a rename or a move). */
+  readonly dn: string;
   /** false for an account the directory marks disabled (AD userAccountControl 0x2, …). */
   readonly enabled: boolean;
 }

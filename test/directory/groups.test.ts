@@ -4,9 +4,11 @@ import t from 'tap';
 import type { ReplyAttributeMapping, ResolvedDirectory } from '../../src/config/config.js';
 import { encodeReplyAttributes, replyAttributesSchema } from '../../src/config/reply-attributes-schema.js';
 import { DirectoryFirstFactor, type PasswordDirectory } from '../../src/directory/first-factor.js';
-import { firstMatch, groupKey, groupSearchBase, membershipKeys, normaliseDn } from '../../src/directory/groups.js';
+import { normaliseDn } from '../../src/directory/dn.js';
+import { firstMatch, groupKey, groupSearchBase, membershipKeys } from '../../src/directory/groups.js';
 import { LdapDirectory, type BindOutcome, type DirectoryOptions } from '../../src/directory/ldap-directory.js';
 import { UpstreamUnavailable } from '../../src/errors.js';
+import type { User } from '../../src/store/types.js';
 import { silentLogger } from '../../src/log.js';
 import { formatAttributes, type RadiusAttribute } from '../../src/radius/codec/index.js';
 import { SEED, auditRecords, flowHarness } from '../auth/fixtures.js';
@@ -82,8 +84,11 @@ t.test('the first matching entry wins, in configuration order', async (t) => {
 class FakeDirectory implements PasswordDirectory {
   lookups = 0;
   groupsDown = false;
+  /** The knownDn of each authenticate call. */
+  readonly knownDns: Array<string | undefined> = [];
   constructor(private readonly groups: Record<string, string[]>) {}
-  async authenticate(login: string, password: string): Promise<BindOutcome> {
+  async authenticate(login: string, password: string, knownDn?: string): Promise<BindOutcome> {
+    this.knownDns.push(knownDn);
     return password === 'right' ? { ok: true, dn: `uid=${login},ou=people,dc=example,dc=test` } : { ok: false, reason: 'bad_password' };
   }
   async groupsOf(dn: string): Promise<ReadonlySet<string>> {
@@ -128,6 +133,18 @@ t.test('DirectoryFirstFactor: reply attributes of the first matching group', asy
   const without = new DirectoryFirstFactor(resolved(), log, () => plain);
   t.same(await without.check({ attempt: undefined as never, login: 'alice', password: 'right', user: undefined }), { kind: 'accept', server: 'uid=alice,ou=people,dc=example,dc=test' });
   t.equal(plain.lookups, 0, 'without reply_attributes no group is ever looked up');
+});
+
+t.test('DirectoryFirstFactor: the DN the sync stored is handed on for users of that very directory only', async (t) => {
+  const fake = new FakeDirectory({});
+  const ff = new DirectoryFirstFactor(resolved(), log, () => fake);
+  const user = (source: User['source'], directoryDn: string | null): User =>
+    ({ id: 'u', username: 'alice', source, directoryDn }) as unknown as User;
+  const dn = 'uid=alice,ou=people,dc=example,dc=test';
+  for (const u of [user(`directory:${resolved().name}`, dn), user('directory:other', dn), user('local', null), undefined]) {
+    await ff.check({ attempt: undefined as never, login: 'alice', password: 'right', user: u });
+  }
+  t.same(fake.knownDns, [dn, undefined, undefined, undefined]);
 });
 
 t.test('the flow: attributes ride on the final accept, across the challenge; a group fault rejects first_factor_unavailable', async (t) => {

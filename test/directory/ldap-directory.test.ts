@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Socket, createServer, type Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DestinationStream } from 'pino';
 import { Client } from 'ldapts';
 import t from 'tap';
@@ -241,6 +242,34 @@ t.test('OpenLDAP (slapd)', async (t) => {
     t.same(await dir.authenticate('bob@example.test', BOB.password), { ok: true, dn: slapd.userDn('bob') }, 'uid@realm when no mail matches: the part before @');
     t.same(await dir.authenticate('robert@example.test', BOB.password), { ok: true, dn: slapd.userDn('bob') }, 'mail that is not uid@realm');
     t.same(await dir.authenticate('carol', CAROL.password), { ok: true, dn: slapd.userDn('carol') }, 'in another ou under the base');
+  });
+
+  t.test('with the DN the sync stored: one bind and no search; a DN gone stale is looked up again', async (t) => {
+    const dir = new LdapDirectory(slapdOptions(slapd, log));
+    t.teardown(() => dir.close());
+    /** slapd logs each operation at level stats; its stderr reaches us a moment after the answer. */
+    const searches = async (): Promise<number> => {
+      await delay(300);
+      return (slapd.logs().match(/ SRCH base=/g) ?? []).length;
+    };
+    t.same(await dir.authenticate('alice', ALICE.password, aliceDn), { ok: true, dn: aliceDn }, 'the pool is warm now');
+    const before = await searches();
+    t.same(await dir.authenticate('alice', ALICE.password, aliceDn), { ok: true, dn: aliceDn });
+    t.same(await dir.authenticate('no-such-login', ALICE.password, aliceDn), { ok: true, dn: aliceDn }, 'the known DN is what gets bound');
+    t.equal((await searches()) - before, 0, 'no search');
+    t.same(await dir.authenticate('alice', 'wrong', aliceDn), { ok: false, reason: 'bad_password' }, 'a wrong password is still wrong');
+    t.equal((await searches()) - before, 1, '… after one search found the DN unchanged');
+    t.same(await dir.authenticate('alice', ALICE.password, 'uid=alice,ou=people,dc=elsewhere'), { ok: true, dn: aliceDn }, 'a DN outside the base is not bound: searched');
+
+    // Moved (and renamed) since the last sync: the stale DN fails, the search finds the entry's new DN.
+    const oldDn = `uid=frank,ou=people,${slapd.baseDn}`;
+    await slapd.ldapmodify(`dn: ${oldDn}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: frank\ncn: Frank\nsn: Stale\nuserPassword: Frank-pw-7\n`);
+    t.same(await dir.authenticate('frank', 'Frank-pw-7', oldDn), { ok: true, dn: oldDn });
+    await slapd.ldapmodify(`dn: ${oldDn}\nchangetype: modrdn\nnewrdn: uid=frank\ndeleteoldrdn: 1\nnewsuperior: ou=other,${slapd.baseDn}\n`);
+    const newDn = `uid=frank,ou=other,${slapd.baseDn}`;
+    t.same(await dir.authenticate('frank', 'Frank-pw-7', oldDn), { ok: true, dn: newDn }, 'bound with the DN it has now');
+    t.same(await dir.authenticate('frank', 'wrong', oldDn), { ok: false, reason: 'bad_password' });
+    t.same(await dir.authenticate('frank', '', oldDn), { ok: false, reason: 'bad_password' }, 'an empty password never reaches the directory');
   });
 
   t.test('rejections are values', async (t) => {

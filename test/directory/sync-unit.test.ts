@@ -122,6 +122,7 @@ void t.test('entries: GUID text, ids, disabled flags, mapping and defaults', asy
     dn: adEntry.dn,
     user: {
       externalId: '00112233-4455-6677-8899-aabbccddeeff',
+      dn: adEntry.dn,
       username: 'ann',
       upn: null,
       firstName: 'Ann',

@@ -72,6 +72,7 @@ function tokenFor(userId: string, over: Partial<NewOathToken> = {}): NewOathToke
 function dirUser(externalId: string, username: string, over: Partial<DirectoryUserData> = {}): DirectoryUserData {
   return {
     externalId,
+    dn: `uid=${username},ou=people,dc=corp,dc=example`,
     username,
     upn: `${username}@corp.example`,
     firstName: 'First',
@@ -171,6 +172,61 @@ export function storeContract(t: Test, makeStore: () => Promise<StoreHarness>): 
     t.equal((await store.listUsers()).length, 2, 'nothing half-created');
     await t.rejects(store.createUser({ username: '  ' }), InvalidInputError, 'empty username');
     await t.rejects(store.createUser({ username: 'x', source: 'ldap' as 'local' }), InvalidInputError, 'bad source');
+  });
+
+  withStore('users: names indexed in memory answer as the store does, also after another instance renames, deletes and adds', async (t, h) => {
+    const { store } = h;
+    for (let i = 0; i < 300; i++) await store.createUser({ username: `u${i}`, upn: i % 2 === 0 ? `u${i}@corp.example` : null });
+    const stats = await store.indexUserNames();
+    t.match(stats, { users: 300, names: 450 });
+    t.ok(stats.bytes > 0 && stats.bytes < 300 * 64, `compact: ${stats.bytes} bytes for 300 users`);
+    t.equal((await store.findUser('U7'))?.username, 'u7', 'found through the index');
+    t.equal((await store.findUser('u8@CORP.example'))?.username, 'u8', 'UPN through the index');
+    t.equal(await store.findUser('u7@corp.example'), undefined, 'no UPN, no match');
+
+    // This instance's own writes keep it current.
+    const late = await store.createUser({ username: 'late', upn: 'late@corp.example' });
+    t.equal((await store.findUser('late@corp.example'))?.id, late.id);
+    await store.updateUser(late.id, { username: 'later', upn: null });
+    t.equal(await store.findUser('late'), undefined, 'old name gone');
+    t.equal(await store.findUser('late@corp.example'), undefined, 'old UPN gone');
+    t.equal((await store.findUser('later'))?.id, late.id);
+    await store.upsertDirectoryUsers('directory:corp', [dirUser('g-1', 'dina')], { item: 'all', now: 1 });
+    t.equal((await store.findUser('dina@corp.example'))?.source, 'directory:corp', 'a synced user');
+
+    if (h.openAnother === undefined) return;
+    const other = await h.openAnother();
+    try {
+      // Another process (the CLI) renames, deletes and adds: the index is stale, the answers are not.
+      const u1 = (await other.findUser('u1'))!;
+      const u2 = (await other.findUser('u2'))!;
+      await other.deleteUser(u2.id);
+      await other.updateUser(u1.id, { username: 'u2' });
+      await other.createUser({ username: 'fresh', upn: 'u1@corp.example' });
+      t.equal((await store.findUser('u2'))?.id, u1.id, "a name that moved to another user finds the new holder");
+      t.equal(await store.findUser('u2@corp.example'), undefined, 'the deleted user is gone');
+      t.equal((await store.findUser('u1@corp.example'))?.username, 'fresh', 'a name taken by a new user');
+      t.equal(await store.findUser('u1'), undefined, 'a name no longer held');
+      await other.deleteUser(u1.id);
+      t.equal(await store.findUser('u2'), undefined, 'and again after the second delete');
+    } finally {
+      await other.close();
+    }
+  });
+
+  withStore('users: a login given as a DN finds the one synced user with that entry', async (t, { store }) => {
+    await store.upsertDirectoryUsers('directory:corp', [dirUser('g-1', 'ann', { dn: 'CN=Ann Lee,OU=Staff,DC=corp,DC=example' })], { item: 'all', now: 1 });
+    t.equal((await store.findUser('cn=ann lee, ou=staff,dc=CORP,dc=example'))?.username, 'ann', 'another spelling of the same DN');
+    t.equal((await store.findUser('ann'))?.directoryDn, 'CN=Ann Lee,OU=Staff,DC=corp,DC=example', 'the DN as the directory spells it');
+    t.equal(await store.findUser('cn=someone else,ou=staff,dc=corp,dc=example'), undefined);
+    // Moved in the directory: the next sync updates the DN.
+    const moved = await store.upsertDirectoryUsers('directory:corp', [dirUser('g-1', 'ann', { dn: 'CN=Ann Lee,OU=Sales,DC=corp,DC=example' })], { item: 'all', now: 2 });
+    t.equal(moved.updated, 1, 'a move is an update');
+    t.equal(await store.findUser('CN=Ann Lee,OU=Staff,DC=corp,DC=example'), undefined, 'the old DN no longer');
+    // Two directories serving one tree: a DN that names two users names none.
+    const second = await store.upsertDirectoryUsers('directory:corp2', [dirUser('g-2', 'ann2', { upn: null, dn: 'CN=Ann Lee,OU=Sales,DC=corp,DC=example' })], { item: 'all', now: 3 });
+    t.equal(second.added, 1);
+    t.equal(await store.findUser('CN=Ann Lee,OU=Sales,DC=corp,DC=example'), undefined, 'ambiguous');
   });
 
   // --- directory sync ----------------------------------------------------------------------
@@ -690,10 +746,10 @@ export function storeContract(t: Test, makeStore: () => Promise<StoreHarness>): 
     await store.deleteUser(user.id);
     t.same(await store.listPushDevices(user.id), [], 'devices go with the user');
 
-    await store.upsertDirectoryUsers('directory:corp', [{ externalId: 'g-1', username: 'sam', upn: null, firstName: null, lastName: null, email: null, phone: null, mobile: null, defaultMethod: null, language: null, enabled: true }], { item: 'all', now: 1 });
+    await store.upsertDirectoryUsers('directory:corp', [{ externalId: 'g-1', dn: 'uid=sam,dc=corp', username: 'sam', upn: null, firstName: null, lastName: null, email: null, phone: null, mobile: null, defaultMethod: null, language: null, enabled: true }], { item: 'all', now: 1 });
     const sam = (await store.findUser('sam'))!;
     await store.updateUser(sam.id, { pinHash: 'scrypt$sam' });
-    await store.upsertDirectoryUsers('directory:corp', [{ externalId: 'g-1', username: 'sam', upn: null, firstName: 'Sam', lastName: null, email: null, phone: null, mobile: null, defaultMethod: null, language: null, enabled: true }], { item: 'all', now: 2 });
+    await store.upsertDirectoryUsers('directory:corp', [{ externalId: 'g-1', dn: 'uid=sam,dc=corp', username: 'sam', upn: null, firstName: 'Sam', lastName: null, email: null, phone: null, mobile: null, defaultMethod: null, language: null, enabled: true }], { item: 'all', now: 2 });
     t.match(await store.findUser('sam'), { firstName: 'Sam', pinHash: 'scrypt$sam' }, 'a sync update keeps the PIN');
   });
 

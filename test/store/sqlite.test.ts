@@ -10,6 +10,8 @@ import { AlreadyExistsError, InvalidInputError, RestoreRefusedError, StoreError,
 import { checkMigrations, latestVersion } from '../../src/store/migrations/migration.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { openStore } from '../../src/store/open-store.js';
+import { silentLogger } from '../../src/log.js';
+import { migrate, openConnection } from '../../src/store/sqlite/connection.js';
 import { acquireLiveLock, liveLockHolder, liveLockPath } from '../../src/store/sqlite/live-lock.js';
 import { openSqliteStore, restoreSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -100,6 +102,24 @@ void t.test('WAL, and a writer waits for another process instead of failing (bus
   t.equal(await store.claimOnce('cli', 'k', 9e15, 0), false, "and then sees the other process's commit");
   await exited;
   await store.close();
+});
+
+void t.test('migration 4: synced users get their DN, through a full run of every item next', async (t) => {
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'gateway.db');
+  // A store as the previous release left it: migrations 1–3, one synced user, a delta-ready item.
+  writeFileSync(path, '', { mode: 0o600 });
+  const old = openConnection(path, false);
+  migrate(old, path, false, SQLITE_MIGRATIONS.slice(0, 3), silentLogger());
+  old.prepare(`INSERT INTO users (id, username, username_key, enabled, blocked, source, external_id, created_at, updated_at) VALUES ('g-1', 'ann', 'ann', 1, 0, 'directory:corp', 'g-1', 1, 1)`).run();
+  old.prepare(`INSERT INTO sync_state (source, item, item_hash, last_full_at, last_run_at) VALUES ('directory:corp', 'staff', 'h', 5, 6)`).run();
+  old.close();
+
+  const store = await openSqliteStore({ path });
+  t.teardown(() => store.close());
+  t.match(await store.findUser('ann'), { directoryDn: null }, 'no DN until the next sync');
+  t.match(await store.getSyncState('directory:corp', 'staff'), { lastFullAt: null, lastRunAt: 6 }, 'the next run is a full one');
 });
 
 void t.test('migrations: recorded at open, idempotent, a newer schema refused', async (t) => {

@@ -98,6 +98,7 @@ export function mapEntry(entry: Entry, ctx: MappingContext, defaults: EntryDefau
     dn,
     user: {
       externalId,
+      dn,
       username,
       upn: text(entry, a.upn),
       firstName: text(entry, a.firstName),

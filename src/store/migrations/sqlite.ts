@@ -267,4 +267,19 @@ CREATE TABLE rate_events (
 CREATE INDEX rate_events_scope_key_at ON rate_events (scope, key, at);
 `,
   },
+  {
+    version: 4,
+    name: 'directory-dn',
+    sql: `
+-- The directory entry's DN of a synced user (NULL for local users): the first factor binds with it
+-- instead of searching for the entry first, and a login given as a DN finds the user by its key
+-- (the DN in one normalised, lower-case spelling). Not unique: two directories may serve one tree.
+ALTER TABLE users ADD COLUMN directory_dn TEXT;
+ALTER TABLE users ADD COLUMN dn_key TEXT;
+CREATE INDEX users_dn_key ON users (dn_key);
+-- A delta run reads only changed entries: the next run of every item is a full one, which stores
+-- the DN of every user already synced.
+UPDATE sync_state SET last_full_at = NULL;
+`,
+  },
 ];

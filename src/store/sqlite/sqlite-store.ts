@@ -15,7 +15,9 @@ import {
   errorMessage,
 } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
+import { looksLikeDn, normaliseDn } from '../../directory/dn.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
+import { UserNameIndex } from '../user-name-index.js';
 import type {
   AccountingEntry,
   Bypass,
@@ -47,6 +49,7 @@ import type {
   SyncRunQuery,
   SyncState,
   User,
+  UserIndexStats,
   UserPatch,
 } from '../store.js';
 import { toBypass, toPushDevice, toSentCode, verificationStatements, type VerificationStatements } from './verification-statements.js';
@@ -193,6 +196,14 @@ interface UserRow {
   /** Added by migration 3. */
   pin_hash: string | null;
   pin_must_change: number;
+  /** Added by migration 4; NULL for local users. */
+  directory_dn: string | null;
+  dn_key: string | null;
+}
+
+/** A user row with its SQLite rowid, what the in-memory name index points at. */
+interface IndexedUserRow extends UserRow {
+  row_number: number;
 }
 
 function toUser(r: UserRow): User {
@@ -213,6 +224,7 @@ function toUser(r: UserRow): User {
     pinHash: r.pin_hash,
     pinMustChange: r.pin_must_change === 1,
     source: r.source as User['source'],
+    directoryDn: r.directory_dn,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     syncedAt: r.synced_at,
@@ -321,9 +333,14 @@ function statements(db: Database.Database) {
   const userCols =
     'id, username, username_key, upn, upn_key, first_name, last_name, email, phone, mobile, default_method, language, enabled, blocked, password_hash, pin_hash, pin_must_change, source';
   return {
-    userById: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
-    userByUsername: db.prepare<[string], UserRow>('SELECT * FROM users WHERE username_key = ?'),
-    userByUpn: db.prepare<[string], UserRow>('SELECT * FROM users WHERE upn_key = ?'),
+    userById: db.prepare<[string], IndexedUserRow>('SELECT rowid AS row_number, * FROM users WHERE id = ?'),
+    userByUsername: db.prepare<[string], IndexedUserRow>('SELECT rowid AS row_number, * FROM users WHERE username_key = ?'),
+    userByUpn: db.prepare<[string], IndexedUserRow>('SELECT rowid AS row_number, * FROM users WHERE upn_key = ?'),
+    userByRow: db.prepare<[number], UserRow>('SELECT * FROM users WHERE rowid = ?'),
+    // Two are enough to know that a DN is ambiguous.
+    usersByDnKey: db.prepare<[string], UserRow>('SELECT * FROM users WHERE dn_key = ? LIMIT 2'),
+    userNameKeys: db.prepare<[], [number, string, string | null]>('SELECT rowid, username_key, upn_key FROM users').raw(),
+    userCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM users'),
     usersAll: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY username_key, id'),
     userCreateConflict: db.prepare<[{ id: string; u: string; p: string | null }], UserRow>(
       'SELECT * FROM users WHERE id = @id OR username_key IN (@u, @p) OR upn_key IN (@u, @p) LIMIT 1',
@@ -481,7 +498,11 @@ function toSyncRun(r: SyncRunRow): SyncRun {
 }
 
 /** The columns a sync writes; blocked, password_hash, the PIN, tokens and lockout state are never its business. */
-type DirectoryValues = Omit<UserValues, 'blocked' | 'password_hash' | 'pin_hash' | 'pin_must_change'> & { external_id: string };
+type DirectoryValues = Omit<UserValues, 'blocked' | 'password_hash' | 'pin_hash' | 'pin_must_change'> & {
+  external_id: string;
+  directory_dn: string;
+  dn_key: string;
+};
 
 function directoryValues(src: DirectorySource, u: DirectoryUserData): DirectoryValues {
   if (typeof u !== 'object' || u === null) invalid('a directory user must be an object');
@@ -499,10 +520,11 @@ function directoryValues(src: DirectorySource, u: DirectoryUserData): DirectoryV
     enabled: u.enabled,
     source: src,
   });
-  return { ...v, external_id: externalId };
+  const dn = nonEmpty('dn', u.dn);
+  return { ...v, external_id: externalId, directory_dn: dn, dn_key: normaliseDn(dn) ?? dn.toLowerCase() };
 }
 
-const SYNCED_FIELDS = ['username', 'upn', 'first_name', 'last_name', 'email', 'phone', 'mobile', 'default_method', 'language', 'enabled'] as const;
+const SYNCED_FIELDS = ['username', 'upn', 'first_name', 'last_name', 'email', 'phone', 'mobile', 'default_method', 'language', 'enabled', 'directory_dn'] as const;
 
 function sameSyncedValues(row: UserRow, v: DirectoryValues): boolean {
   return SYNCED_FIELDS.every((f) => row[f] === v[f]);
@@ -512,9 +534,12 @@ function sameSyncedValues(row: UserRow, v: DirectoryValues): boolean {
 class DryRunRollback extends Error {}
 
 function syncStatements(db: Database.Database) {
-  const cols = 'id, username, username_key, upn, upn_key, first_name, last_name, email, phone, mobile, default_method, language, enabled, source, external_id';
+  const cols =
+    'id, username, username_key, upn, upn_key, first_name, last_name, email, phone, mobile, default_method, language, enabled, source, external_id, directory_dn, dn_key';
   return {
-    userBySourceExt: db.prepare<[{ source: string; ext: string }], UserRow>('SELECT * FROM users WHERE source = @source AND external_id = @ext'),
+    userBySourceExt: db.prepare<[{ source: string; ext: string }], IndexedUserRow>(
+      'SELECT rowid AS row_number, * FROM users WHERE source = @source AND external_id = @ext',
+    ),
     usersOfSource: db.prepare<[string], UserRow>('SELECT * FROM users WHERE source = ? ORDER BY username_key, id'),
     membershipsOfSource: db.prepare<[string], { user_id: string; item: string }>(
       'SELECT m.user_id, m.item FROM sync_memberships m JOIN users u ON u.id = m.user_id WHERE u.source = ? ORDER BY m.item',
@@ -578,6 +603,8 @@ class SqliteStore implements Store {
   private flushTimer: NodeJS.Immediate | undefined;
   private headWarned = false;
   private readonly readers = new Set<Database.Database>();
+  /** Every user's login names in memory (see indexUserNames); undefined until loaded. */
+  private names: UserNameIndex | undefined;
   /** Generation of the last synchronous=NORMAL commit, and of the last one known to be on disk. */
   private walCommitted = 0;
   private walSynced = 0;
@@ -694,7 +721,8 @@ class SqliteStore implements Store {
         .transaction(() => {
           const found = this.st.userCreateConflict.get({ id, u: v.username_key, p: v.upn_key });
           if (found !== undefined) throw this.conflictError(found, v);
-          this.st.userInsert.run({ ...v, created_at: now, updated_at: now });
+          const inserted = this.st.userInsert.run({ ...v, created_at: now, updated_at: now });
+          this.indexNames(inserted.lastInsertRowid, v);
           return toUser(this.st.userById.get(id)!);
         })
         .immediate();
@@ -710,10 +738,49 @@ class SqliteStore implements Store {
 
   findUser(name: string): Promise<User | undefined> {
     return this.op('findUser', false, () => {
-      const key = nameKey(text('name', name));
+      const login = text('name', name);
+      const key = nameKey(login);
+      const names = this.names;
+      if (names !== undefined) {
+        for (const row of names.candidates(key)) {
+          const found = this.st.userByRow.get(row);
+          if (found !== undefined && (found.username_key === key || found.upn_key === key)) return toUser(found);
+          // Renamed or deleted since (by another process), or a hash collision: forget it.
+          names.remove(key, row);
+        }
+      }
       const row = this.st.userByUsername.get(key) ?? this.st.userByUpn.get(key);
-      return row === undefined ? undefined : toUser(row);
+      if (row !== undefined) {
+        names?.add(key, row.row_number);
+        return toUser(row);
+      }
+      // A login given as a DN: the synced user whose entry it names, when exactly one does.
+      const dnKey = looksLikeDn(login) ? normaliseDn(login) : undefined;
+      if (dnKey === undefined) return undefined;
+      const byDn = this.st.usersByDnKey.all(dnKey);
+      return byDn.length === 1 ? toUser(byDn[0]!) : undefined;
     });
+  }
+
+  indexUserNames(): Promise<UserIndexStats> {
+    return this.op('indexUserNames', false, () => {
+      const started = performance.now();
+      const users = this.st.userCount.get()?.n ?? 0;
+      const names = new UserNameIndex(users * 2);
+      for (const [row, usernameKey, upnKey] of this.st.userNameKeys.iterate()) {
+        names.add(usernameKey, row);
+        if (upnKey !== null) names.add(upnKey, row);
+      }
+      this.names = names;
+      return { users, names: names.size, bytes: names.bytes, ms: performance.now() - started };
+    });
+  }
+
+  /** Notes a user's names in the index (when there is one) after this connection wrote them. */
+  private indexNames(row: number | bigint, v: { username_key: string; upn_key: string | null }): void {
+    if (this.names === undefined) return;
+    this.names.add(v.username_key, Number(row));
+    if (v.upn_key !== null) this.names.add(v.upn_key, Number(row));
   }
 
   listUsers(): Promise<User[]> {
@@ -737,6 +804,7 @@ class SqliteStore implements Store {
           const found = this.st.userUpdateConflict.get({ id, u: v.username_key, p: v.upn_key });
           if (found !== undefined) throw this.conflictError(found, v);
           this.st.userUpdate.run({ ...v, updated_at: Math.max(Date.now(), current.updatedAt) });
+          this.indexNames(row.row_number, v);
           return toUser(this.st.userById.get(id)!);
         })
         .immediate();
@@ -811,6 +879,7 @@ class SqliteStore implements Store {
               unchanged++;
             } else {
               this.sy.update.run({ ...v, id: existing.id, updated_at: Math.max(wall, existing.updated_at), synced_at: now });
+              if (!dryRun) this.indexNames(existing.row_number, v);
               if (existing.enabled === 1 && v.enabled === 0) disabled++;
               else updated++;
             }
@@ -825,7 +894,8 @@ class SqliteStore implements Store {
             conflicts.push({ externalId: v.external_id, username: v.username, message });
             return true;
           }
-          this.sy.insert.run({ ...v, blocked: 0, created_at: wall, updated_at: wall, synced_at: now });
+          const inserted = this.sy.insert.run({ ...v, blocked: 0, created_at: wall, updated_at: wall, synced_at: now });
+          if (!dryRun) this.indexNames(inserted.lastInsertRowid, v);
           this.sy.membershipAdd.run({ user_id: v.id, item, since: now });
           added++;
           return true;
