@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ChainVerifier, sealAuditRecord, type ChainHead } from '../../audit/chain.js';
@@ -54,6 +53,7 @@ import type {
 } from '../store.js';
 import { toBypass, toPushDevice, toSentCode, verificationStatements, type VerificationStatements } from './verification-statements.js';
 import { BUSY_TIMEOUT_MS, migrate, openConnection, prepareFile, syncFile } from './connection.js';
+import { WalFile } from './wal-file.js';
 
 export { restoreSqliteStore, type RestoreOptions } from './restore.js';
 
@@ -610,14 +610,16 @@ class SqliteStore implements Store {
   private walSynced = 0;
   private walSyncing = false;
   private walWaiters: Array<{ gen: number; done: () => void; fail: (err: GatewayError) => void }> = [];
+  private readonly wal: WalFile;
 
   constructor(
     private readonly db: Database.Database,
     readonly path: string,
     private readonly readonly: boolean,
     private readonly log: Logger,
-    private readonly durability: { readonly fsyncBeforeReply: boolean; readonly fsyncFile: (path: string) => Promise<void> },
+    private readonly durability: { readonly fsyncBeforeReply: boolean; readonly fsyncFile?: (path: string) => Promise<void> },
   ) {
+    this.wal = new WalFile(`${path}-wal`);
     this.st = statements(db);
     this.sy = syncStatements(db);
     this.vs = verificationStatements(db);
@@ -1374,10 +1376,8 @@ class SqliteStore implements Store {
 
   /**
    * Calls `done` once the WAL holding commit `gen` is fsync'd. One fsync runs at a time, on the
-   * thread pool; commits made while it runs wait for the next one, which covers them all. The
-   * WAL file is opened anew for each fsync, so a WAL that another connection removed and
-   * recreated is still the one synced (a missing WAL means a checkpoint moved it into the
-   * database file, fsync'd by SQLite itself).
+   * thread pool; commits made while it runs wait for the next one, which covers them all (see
+   * WalFile for why one descriptor serves them all).
    */
   private whenDurable(gen: number, done: () => void, fail: (err: GatewayError) => void): void {
     if (gen <= this.walSynced) {
@@ -1403,7 +1403,7 @@ class SqliteStore implements Store {
       }
       this.syncWal();
     };
-    this.durability.fsyncFile(`${this.path}-wal`).then(
+    (this.durability.fsyncFile === undefined ? this.wal.sync() : this.durability.fsyncFile(this.wal.path)).then(
       () => settle(),
       (err: unknown) => {
         const failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
@@ -1420,14 +1420,9 @@ class SqliteStore implements Store {
     this.walWaiters = [];
     let failure: GatewayError | undefined;
     try {
-      const fd = openSync(`${this.path}-wal`, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+      this.wal.syncNow();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
+      failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
     }
     if (failure === undefined) this.walSynced = this.walCommitted;
     for (const w of waiters) {
@@ -1660,24 +1655,11 @@ class SqliteStore implements Store {
       this.db.close();
     } catch (err) {
       return Promise.reject(toStoreError('close', err));
+    } finally {
+      this.wal.close();
     }
     this.log.debug({ path: this.path }, 'store closed');
     return Promise.resolve();
-  }
-}
-
-async function fsyncWal(path: string): Promise<void> {
-  let handle;
-  try {
-    handle = await openFile(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -1698,7 +1680,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
     if (!readonly) prepareFile(path, log);
     db = openConnection(path, readonly);
     const version = migrate(db, path, readonly, SQLITE_MIGRATIONS, log);
-    const store = new SqliteStore(db, path, readonly, log, { fsyncBeforeReply: opts.fsyncBeforeReply ?? true, fsyncFile: opts.fsyncFile ?? fsyncWal });
+    const store = new SqliteStore(db, path, readonly, log, {
+      fsyncBeforeReply: opts.fsyncBeforeReply ?? true,
+      ...(opts.fsyncFile === undefined ? {} : { fsyncFile: opts.fsyncFile }),
+    });
     log.info({ path, schemaVersion: version, readonly }, 'store opened');
     return Promise.resolve(store);
   } catch (err) {
