@@ -25,7 +25,8 @@ export interface RequestResult {
 /**
  * Sends one RADIUS request (Message-Authenticator first) and waits for a reply whose Response
  * Authenticator and Message-Authenticator verify; anything else arriving on the socket is
- * ignored. Used by `mfa-gateway try` and, later, by upstream RADIUS first factors.
+ * ignored. Used by `mfa-gateway try`, one socket per request; upstream first factors keep their
+ * own sockets and identifiers (upstream.ts).
  */
 export async function sendRequest(opts: RequestOptions): Promise<RequestResult> {
   const identifier = randomInt(256);
