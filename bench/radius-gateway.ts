@@ -11,7 +11,7 @@ import { freePort } from '../test/peers/ports.js';
 import { tempDir } from '../test/peers/temp.js';
 import { makePacketFiles, radclientLoad, startAnchor, udpRcvbufErrors, type Anchor, type LoadResult } from './anchor-freeradius.js';
 import { closedLoop, type ClosedLoopResult } from './latency-client.js';
-import { median, ms, rate, summaryLine, waitForQuiet } from './report.js';
+import { median, ms, processCpuMs, rate, summaryLine, waitForQuiet } from './report.js';
 
 /**
  * BENCHMARKS.md, RADIUS "gateway cost": the gateway with first factor `none` and an inline TOTP
@@ -75,6 +75,9 @@ export async function provision(
 interface Row {
   gateway: number[];
   anchor: number[];
+  /** CPU time per request of each server process, microseconds, per run. */
+  gatewayCpuUs: number[];
+  anchorCpuUs: number[];
   gatewayLost: number;
   gatewayRejected: number;
   rcvbufErrors: number;
@@ -120,20 +123,33 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
     await radclientLoad({ ...gwTarget, files: gatewayFiles(1).slice(0, 1), parallel: 250 });
     await radclientLoad({ ...anchorTarget, files: anchorFiles.slice(0, 1), parallel: 250 });
 
-    const row: Row = { gateway: [], anchor: [], gatewayLost: 0, gatewayRejected: 0, rcvbufErrors: 0 };
+    const row: Row = { gateway: [], anchor: [], gatewayCpuUs: [], anchorCpuUs: [], gatewayLost: 0, gatewayRejected: 0, rcvbufErrors: 0 };
+    const gatewayPid = gw.pid;
+    const anchorPid = anchor.server.pid;
+    /** Runs `load` and returns what it returned with the CPU microseconds per request `pid` spent on it. */
+    const measured = async (pid: number, load: () => Promise<LoadResult>): Promise<[LoadResult, number]> => {
+      const before = processCpuMs(pid);
+      const result = await load();
+      return [result, ((processCpuMs(pid) - before) * 1000) / Math.max(1, result.requests)];
+    };
     const busy: string[] = [];
     for (let run = 1; run <= opts.runs; run++) {
       const quiet = await waitForQuiet(5, opts.quietWaitMs);
       if (!quiet.quiet) busy.push(`run ${run} began ${quiet.busyPct.toFixed(0)}% busy`);
       const before = udpRcvbufErrors();
-      const g: LoadResult = await radclientLoad({ ...gwTarget, files: gatewayFiles(block * run + 1), parallel: 250 });
-      const a: LoadResult = await radclientLoad({ ...anchorTarget, files: anchorFiles, parallel: 250 });
+      const files = gatewayFiles(block * run + 1);
+      const [g, gCpu] = await measured(gatewayPid, () => radclientLoad({ ...gwTarget, files, parallel: 250 }));
+      const [a, aCpu] = await measured(anchorPid, () => radclientLoad({ ...anchorTarget, files: anchorFiles, parallel: 250 }));
+      row.gatewayCpuUs.push(gCpu);
+      row.anchorCpuUs.push(aCpu);
       row.rcvbufErrors += udpRcvbufErrors() - before;
       row.gateway.push(g.reqPerSec);
       row.anchor.push(a.reqPerSec);
       row.gatewayLost += g.lost;
       row.gatewayRejected += g.rejected;
-      process.stderr.write(`run ${run}: gateway ${rate(g.reqPerSec)} (${g.accepted} accepted, ${g.rejected} rejected, ${g.lost} lost), FreeRADIUS ${rate(a.reqPerSec)}\n`);
+      process.stderr.write(
+        `run ${run}: gateway ${rate(g.reqPerSec)} (${g.accepted} accepted, ${g.rejected} rejected, ${g.lost} lost, ${gCpu.toFixed(0)} µs CPU each), FreeRADIUS ${rate(a.reqPerSec)} (${aCpu.toFixed(0)} µs CPU each)\n`,
+      );
     }
     const gMed = median(row.gateway);
     const aMed = median(row.anchor);
@@ -147,6 +163,8 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
           `gateway runs ${row.gateway.map((v) => rate(v)).join(', ')}`,
           `FreeRADIUS runs ${row.anchor.map((v) => rate(v)).join(', ')}`,
           `gateway rejected ${row.gatewayRejected}, lost ${row.gatewayLost}`,
+          // The ratio's cause, steadier than req/s on a shared machine (radclient busy-polls one core).
+          `CPU per request (server process, all threads; median) gateway ${median(row.gatewayCpuUs).toFixed(0)} µs, FreeRADIUS ${median(row.anchorCpuUs).toFixed(0)} µs`,
           `Udp RcvbufErrors +${row.rcvbufErrors}`,
           ...busy,
         ],

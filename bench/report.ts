@@ -23,6 +23,20 @@ export function freeradiusVersion(): string {
   }
 }
 
+let clockTicks: number | undefined;
+
+/**
+ * CPU time a process has used so far (user + system, all its threads), in milliseconds, from
+ * /proc/PID/stat: what a run costs the server whatever else the machine was doing meanwhile.
+ */
+export function processCpuMs(pid: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  // The command name may hold spaces or parentheses: fields are counted after its closing ')'.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+}
+
 function cpuTimes(): { busy: number; total: number } {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   const fields = cpu.trim().split(/\s+/).slice(1).map(Number);
