@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes, randomInt, randomUUID, timingSafeE
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { assertLoopback } from '../peers/ports.js';
-import { closeServer, listenLoopback } from './loopback-server.js';
+import { closeServer, InjectedFaults, listenLoopback } from './loopback-server.js';
 
 /**
  * A loopback stand-in for Duo's Auth API v2 (duo.com/docs/authapi) plus the users' phones.
@@ -157,9 +157,7 @@ export async function startDuoFake(opts: DuoFakeOptions): Promise<DuoFake> {
   let defaultBehaviour: DuoBehaviour = {};
   const transactions = new Map<string, Transaction>();
   const passcodes = new Map<string, { code: string; used: boolean }>();
-  let failRemaining = 0;
-  let failStatus = 500;
-  let hanging = false;
+  const faults = new InjectedFaults();
   let closed = false;
 
   const behaviourOf = (username: string): DuoBehaviour => behaviours.get(username) ?? defaultBehaviour;
@@ -174,11 +172,11 @@ export async function startDuoFake(opts: DuoFakeOptions): Promise<DuoFake> {
         counts.set(endpoint, (counts.get(endpoint) ?? 0) + 1);
         const record = { method: req.method ?? '', endpoint, params: {} as Params, signature: 'none' as DuoRecord['signature'], status: 0, receivedAt };
         if (keepRecords) records.push(record);
-        if (hanging) return; // no answer; the socket is destroyed at close
-        if (failRemaining > 0) {
-          failRemaining--;
-          record.status = failStatus;
-          return send(res, { status: failStatus, body: fail(failStatus * 100, failStatus === 503 ? 'Service unavailable' : 'Internal server error') });
+        const fault = faults.intercept(res);
+        if (fault === 'held') return; // no answer until hanging stops or the server closes
+        if (fault !== undefined) {
+          record.status = fault;
+          return send(res, { status: fault, body: fail(fault * 100, fault === 503 ? 'Service unavailable' : 'Internal server error') });
         }
         let answer: Answer;
         try {
@@ -403,13 +401,8 @@ export async function startDuoFake(opts: DuoFakeOptions): Promise<DuoFake> {
     setDefaultBehaviour: (behaviour) => {
       defaultBehaviour = behaviour;
     },
-    failNext: (n, status = 500) => {
-      failRemaining = n;
-      failStatus = status;
-    },
-    hang: (on) => {
-      hanging = on;
-    },
+    failNext: (n, status) => faults.failNext(n, status),
+    hang: (on) => faults.hang(on),
     passcodeFor: (username) => passcodes.get(username)?.code,
     count: (endpoint) => counts.get(endpoint) ?? 0,
     pendingTransactions: () => [...transactions.values()].filter((t) => t.result === 'waiting').length,

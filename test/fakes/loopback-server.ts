@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { assertLoopback } from '../peers/ports.js';
 
@@ -19,4 +19,48 @@ export function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/**
+ * The failure modes a test sets on a fake provider: the next n requests fail with a status (as the
+ * service does when it is down), or every request is held unanswered (a service that hangs) until
+ * hanging is switched off again or the server closes.
+ */
+export class InjectedFaults {
+  private failing = 0;
+  private status = 500;
+  private hanging = false;
+  private readonly held = new Set<ServerResponse>();
+
+  /** The next `n` requests are answered with `status`. */
+  failNext(n: number, status = 500): void {
+    this.failing = n;
+    this.status = status;
+  }
+
+  /** On: every request is held unanswered. Off: those held so far are cut. */
+  hang(on: boolean): void {
+    this.hanging = on;
+    if (!on) this.cutHeld();
+  }
+
+  /** What becomes of a request: 'held' (kept unanswered), a status to fail it with, or undefined: serve it. */
+  intercept(res: ServerResponse): 'held' | number | undefined {
+    if (this.hanging) {
+      this.held.add(res);
+      res.once('close', () => this.held.delete(res));
+      return 'held';
+    }
+    if (this.failing > 0) {
+      this.failing--;
+      return this.status;
+    }
+    return undefined;
+  }
+
+  /** Cuts every request held so far. */
+  cutHeld(): void {
+    for (const res of this.held) res.destroy();
+    this.held.clear();
+  }
 }

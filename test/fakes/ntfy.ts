@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent, request } from 'undici';
 import { assertLoopback } from '../peers/ports.js';
-import { closeServer, listenLoopback } from './loopback-server.js';
+import { closeServer, InjectedFaults, listenLoopback } from './loopback-server.js';
 
 /**
  * A loopback stand-in for an ntfy server plus the phones subscribed to it.
@@ -178,13 +178,10 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
   const waitingForNumber = new Map<string, NtfyPublish[]>();
   const publishWaiters = new Map<string, { n: number; resolve: (p: NtfyPublish) => void }[]>();
   const pressWaiters = new Map<string, ((p: NtfyPress) => void)[]>();
-  const hung = new Set<ServerResponse>();
+  const faults = new InjectedFaults();
   const inFlight = new Set<Promise<unknown>>();
   const timers = new Set<NodeJS.Timeout>();
   let defaultBehaviour: NtfyBehaviour = opts.defaultBehaviour ?? { kind: 'approve' };
-  let failures = 0;
-  let failStatus = 500;
-  let hanging = false;
   let closed = false;
   const agent = new Agent({ connections: 64, keepAliveTimeout: 2_000 });
 
@@ -198,14 +195,10 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
   const url = await listenLoopback(server, host);
 
   function handle(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
-    if (hanging) {
-      hung.add(res);
-      res.once('close', () => hung.delete(res));
-      return;
-    }
-    if (failures > 0) {
-      failures--;
-      refuse(res, failStatus === 429 ? ERR.tooMany : { ...ERR.internal, http: failStatus });
+    const fault = faults.intercept(res);
+    if (fault === 'held') return;
+    if (fault !== undefined) {
+      refuse(res, fault === 429 ? ERR.tooMany : { ...ERR.internal, http: fault });
       return;
     }
     const path = (req.url ?? '/').split('?')[0] ?? '/';
@@ -426,14 +419,8 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
         pickFor(publish, behaviour.kind === 'wrong_number' ? 'wrong_number' : 'approve', number);
       });
     },
-    failNext(n, status = 500) {
-      failures = n;
-      failStatus = status;
-    },
-    hang(on) {
-      hanging = on;
-      if (!on) for (const res of hung) res.destroy();
-    },
+    failNext: (n, status) => faults.failNext(n, status),
+    hang: (on) => faults.hang(on),
     press,
     openPage,
     submitPageForm,
@@ -462,7 +449,7 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
       closed = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      for (const res of hung) res.destroy();
+      faults.cutHeld();
       await Promise.all([...inFlight]);
       await closeServer(server);
       await agent.close();

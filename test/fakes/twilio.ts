@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request as httpRequest } from 'undici';
 import { assertLoopback } from '../peers/ports.js';
-import { closeServer, listenLoopback } from './loopback-server.js';
+import { closeServer, InjectedFaults, listenLoopback } from './loopback-server.js';
 
 /**
  * A Twilio double on 127.0.0.1: the REST API the gateway calls (2010-04-01 Messages.json,
@@ -206,8 +206,7 @@ class TwilioFakeServer implements TwilioFake {
   private readonly behaviours = new Map<string, TwilioBehaviourSpec>();
   private defaultBehaviour: TwilioBehaviourSpec = { kind: 'press', digits: '#' };
   private smsWebhookUrl: string | undefined;
-  private failing = { count: 0, status: 500 };
-  private hanging = false;
+  private readonly faults = new InjectedFaults();
   private closed = false;
   private readonly server = createServer((req, res) => this.handle(req, res));
   private readonly agent = new Agent({ connections: 64, keepAliveTimeout: 10_000 });
@@ -262,11 +261,11 @@ class TwilioFakeServer implements TwilioFake {
   }
 
   failNext(n: number, status = 500): void {
-    this.failing = { count: n, status };
+    this.faults.failNext(n, status);
   }
 
   hang(on: boolean): void {
-    this.hanging = on;
+    this.faults.hang(on);
   }
 
   callEnded(sid: string): Promise<FakeCall> {
@@ -329,20 +328,21 @@ class TwilioFakeServer implements TwilioFake {
     });
     req.on('end', () => {
       this.requestCount++;
-      if (this.hanging) return; // the socket stays open until close()
+      const fault = this.faults.intercept(res);
+      if (fault === 'held') return; // no answer until hanging stops or the server closes
       try {
-        this.route(req, Buffer.concat(chunks), res);
+        this.route(req, Buffer.concat(chunks), res, fault);
       } catch (err) {
         this.error(res, req.url ?? '', 500, 20500, `fake failure: ${String(err)}`);
       }
     });
   }
 
-  private route(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+  /** `fault`: the status an injected failure answers this request with. */
+  private route(req: IncomingMessage, body: Buffer, res: ServerResponse, fault: number | undefined): void {
     const path = (req.url ?? '').split('?')[0] ?? '';
-    if (this.failing.count > 0) {
-      this.failing.count--;
-      const status = this.failing.status;
+    if (fault !== undefined) {
+      const status = fault;
       this.error(res, path, status, status === 503 ? 20503 : 20500, status === 503 ? 'Service Unavailable' : 'Internal Server Error');
       return;
     }

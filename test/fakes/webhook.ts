@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { assertLoopback } from '../peers/ports.js';
-import { closeServer, listenLoopback } from './loopback-server.js';
+import { closeServer, InjectedFaults, listenLoopback } from './loopback-server.js';
 
 /**
  * A loopback receiver for the webhook provider: an SMS gateway as an admin would write it from
@@ -87,11 +87,8 @@ export async function startWebhookFake(opts: WebhookFakeOptions): Promise<Webhoo
   const perNumber = new Map<string, WebhookMessage[]>();
   const behaviours = new Map<string, WebhookBehaviour>();
   const waiters = new Map<string, { n: number; resolve: (m: WebhookMessage) => void }[]>();
-  const hung = new Set<ServerResponse>();
+  const faults = new InjectedFaults();
   let defaultBehaviour: WebhookBehaviour = { kind: 'deliver' };
-  let failures = 0;
-  let failStatus = 500;
-  let hanging = false;
   let counter = 0;
 
   const server = createServer((req, res) => {
@@ -109,15 +106,9 @@ export async function startWebhookFake(opts: WebhookFakeOptions): Promise<Webhoo
       requests.push({ status, reason, idempotencyKey: key });
       answer(res, status, { error: reason });
     };
-    if (hanging) {
-      hung.add(res);
-      res.once('close', () => hung.delete(res));
-      return;
-    }
-    if (failures > 0) {
-      failures--;
-      return refuse(failStatus, 'injected failure');
-    }
+    const fault = faults.intercept(res);
+    if (fault === 'held') return;
+    if (fault !== undefined) return refuse(fault, 'injected failure');
     if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== path) return refuse(404, 'not found');
     if (body === undefined) return refuse(413, 'body too large');
     const timestampText = header(req, 'x-mfa-gateway-timestamp');
@@ -183,14 +174,8 @@ export async function startWebhookFake(opts: WebhookFakeOptions): Promise<Webhoo
     setDefaultBehaviour(behaviour) {
       defaultBehaviour = behaviour;
     },
-    failNext(n, status = 500) {
-      failures = n;
-      failStatus = status;
-    },
-    hang(on) {
-      hanging = on;
-      if (!on) for (const res of hung) res.destroy();
-    },
+    failNext: (n, status) => faults.failNext(n, status),
+    hang: (on) => faults.hang(on),
     lastCodeSentTo(to) {
       return perNumber.get(to)?.at(-1)?.code;
     },
@@ -204,7 +189,7 @@ export async function startWebhookFake(opts: WebhookFakeOptions): Promise<Webhoo
       });
     },
     async close() {
-      for (const res of hung) res.destroy();
+      faults.cutHeld();
       await closeServer(server);
     },
   };
