@@ -10,6 +10,17 @@ import { ScriptedProvider } from './scripted-provider.js';
 const PW = 'Correct-Horse-9';
 const PHONE = '+4915112345678';
 
+/** The flow with `config`, its cloud methods served by `providers`; all closed after the test. */
+async function harnessWith(t: Test, config: Record<string, unknown>, providers: readonly Provider[]): Promise<{ h: FlowHarness; verifier: CloudVerifier }> {
+  const verifier = new CloudVerifier(new Map(providers.map((p) => [p.name, p])), silentLogger());
+  const h = await flowHarness(config, undefined, undefined, verifier);
+  t.teardown(async () => {
+    await verifier.close();
+    await h.cleanup();
+  });
+  return { h, verifier };
+}
+
 /** The flow with the cloud methods, every provider a scripted test double. */
 async function cloudHarness(t: Test, policy: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
   const ntfy = new ScriptedProvider('ntfy', 'ntfy', { approvals: ['push'] }, true);
@@ -17,10 +28,9 @@ async function cloudHarness(t: Test, policy: Record<string, unknown> = {}, extra
   const sms2 = new ScriptedProvider('sms2', 'webhook', { codes: ['sms'] });
   const twilio = new ScriptedProvider('twilio', 'twilio', { codes: ['sms', 'voice'], approvals: ['phone', 'sms_reply'] });
   const mail = new ScriptedProvider('mail', 'smtp', { codes: ['email'] });
-  const providers = new Map<string, Provider>([ntfy, sms1, sms2, twilio, mail].map((p) => [p.name, p]));
-  const verifier = new CloudVerifier(providers, silentLogger());
   const methods = ['totp', 'push', 'sms', 'phone', 'email'];
-  const h = await flowHarness(
+  const { h, verifier } = await harnessWith(
+    t,
     {
       providers: {
         ntfy: { type: 'ntfy', base_url: 'http://127.0.0.1:9/' },
@@ -34,14 +44,8 @@ async function cloudHarness(t: Test, policy: Record<string, unknown> = {}, extra
       policies: { default: { methods, ...policy }, nps: { first_factor: 'none', methods, ...policy } },
       ...extra,
     },
-    undefined,
-    undefined,
-    verifier,
+    [ntfy, sms1, sms2, twilio, mail],
   );
-  t.teardown(async () => {
-    await verifier.close();
-    await h.cleanup();
-  });
   return { h, ntfy, sms1, sms2, twilio, mail, verifier };
 }
 
@@ -318,21 +322,15 @@ t.test("a provider's own code (Duo SMS): checked by the provider; the provider d
       return verdict === 'ok';
     },
   });
-  const verifier = new CloudVerifier(new Map<string, Provider>([['duo', duo]]), silentLogger());
-  const h = await flowHarness(
+  const { h } = await harnessWith(
+    t,
     {
       providers: { duo: { type: 'duo', api_host: 'api-x.duosecurity.com', integration_key: 'DIAAAAAAAAAAAAAAAAAA', secret_key: { env: 'UNUSED' } } },
       methods: { sms: { providers: ['duo'] } },
       policies: { default: { methods: ['sms'], fail_mode: 'safe' }, nps: { first_factor: 'none', methods: ['sms'] } },
     },
-    undefined,
-    undefined,
-    verifier,
+    [duo],
   );
-  t.teardown(async () => {
-    await verifier.close();
-    await h.cleanup();
-  });
   const { user } = await h.addUser('quin', { password: PW, totp: false });
   await h.store.updateUser(user.id, { mobile: PHONE });
   t.match(await h.flow.run(h.attempt({ username: 'quin', password: `${PW},sms` })), { kind: 'challenge' });

@@ -459,15 +459,8 @@ export async function startNtfyFake(opts: NtfyFakeOptions = {}): Promise<NtfyFak
 
 // --- ntfy's parsing and validation ------------------------------------------------------------
 
-interface PublishInput {
-  readonly topic: string;
-  readonly message: string;
-  readonly title?: string;
-  readonly priority?: number;
-  readonly tags?: readonly string[];
-  readonly click?: string;
-  readonly actions: readonly unknown[];
-}
+/** What a publish asks for: the message's own fields, its actions not yet checked. */
+type PublishInput = Omit<NtfyMessage, 'id' | 'time' | 'expires' | 'event' | 'actions'> & { readonly actions: readonly unknown[] };
 
 /** Go's json.Decode into ntfy's publishMessage: a field of the wrong type fails the whole body. */
 function parseJsonPublish(body: Buffer): PublishInput | NtfyError {
