@@ -14,7 +14,7 @@ import { formatAttributes, type RadiusAttribute } from '../../src/radius/codec/i
 import { SEED, auditRecords, flowHarness } from '../auth/fixtures.js';
 import { requirePeer } from '../peers/require-peer.js';
 import { requireSambaAd, sambaDirectoryOptions, startSambaAd } from '../peers/samba-ad.js';
-import { startSlapd, type RunningSlapd } from '../peers/slapd.js';
+import { slapdDirectoryOptions, startSlapd, type RunningSlapd } from '../peers/slapd.js';
 
 // Reply attributes by directory group: the DN/name keys, first-match order, the first factor's
 // behaviour (including a failed group lookup), then nested groups against a real slapd and a real
@@ -181,23 +181,7 @@ t.test('the flow: attributes ride on the final accept, across the challenge; a g
 // ---------------------------------------------------------------------------------------------
 // OpenLDAP
 
-function slapdOptions(slapd: RunningSlapd, overrides: Partial<DirectoryOptions> = {}): DirectoryOptions {
-  return {
-    name: 'openldap',
-    flavour: 'ldap',
-    urls: [slapd.ldapsUrl],
-    startTls: false,
-    insecure: false,
-    ca: readFileSync(slapd.caFile),
-    bindDn: slapd.adminDn,
-    bindPassword: slapd.adminPassword,
-    baseDn: slapd.baseDn,
-    timeoutMs: 3000,
-    poolSize: 2,
-    log,
-    ...overrides,
-  };
-}
+const slapdOptions = (slapd: RunningSlapd, overrides: Partial<DirectoryOptions> = {}): DirectoryOptions => slapdDirectoryOptions(slapd, log, overrides);
 
 /** slapd's log once it stopped growing for 150 ms (it arrives through a pipe, after the answers). */
 async function settledLogs(slapd: RunningSlapd): Promise<string> {

@@ -11,7 +11,7 @@ import { LdapDirectory, isEmptyPassword, isUnderDn, parseLogin, splitDn, type Di
 import { freePort } from '../peers/ports.js';
 import { requirePeer } from '../peers/require-peer.js';
 import { requireSambaAd, sambaDirectoryOptions, startSambaAd } from '../peers/samba-ad.js';
-import { startSlapd, type RunningSlapd } from '../peers/slapd.js';
+import { slapdDirectoryOptions, startSlapd, type RunningSlapd } from '../peers/slapd.js';
 
 // The directory client against the real thing: OpenLDAP 2.5 (slapd) and a Samba 4.17 AD DC, each
 // started by the harness in test/peers on loopback. The first tests need no peer.
@@ -158,22 +158,9 @@ const CAROL = { uid: 'carol', password: 'Carol-pw-5', ou: 'other' };
 const DAVE = { uid: 'dave', password: 'Dave-pw-6', mail: 'shared@example.test' };
 const EVE = { uid: 'eve', password: 'Eve-pw-7', mail: 'shared@example.test' };
 
+/** slapd over ldap:// with StartTLS, unless `overrides` say otherwise. */
 function slapdOptions(slapd: RunningSlapd, log: Logger, overrides: Partial<DirectoryOptions> = {}): DirectoryOptions {
-  return {
-    name: 'openldap',
-    flavour: 'ldap',
-    urls: [slapd.url],
-    startTls: true,
-    insecure: false,
-    ca: readFileSync(slapd.caFile),
-    bindDn: slapd.adminDn,
-    bindPassword: slapd.adminPassword,
-    baseDn: slapd.baseDn,
-    timeoutMs: 2000,
-    poolSize: 2,
-    log,
-    ...overrides,
-  };
+  return slapdDirectoryOptions(slapd, log, { urls: [slapd.url], startTls: true, timeoutMs: 2000, ...overrides });
 }
 
 /** Simple binds slapd has logged (log level stats: `conn=… op=… BIND dn="…" method=128`), for `dn` or for anyone. */

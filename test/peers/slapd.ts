@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import type { DirectoryOptions } from '../../src/directory/ldap-directory.js';
+import type { Logger } from '../../src/log.js';
 import type { PeerProcess } from './peer-process.js';
 import { spawnPeer } from './peer-process.js';
 import { assertLoopback, freePort } from './ports.js';
@@ -510,3 +512,21 @@ function runTool(command: string, args: readonly string[], input: string | undef
   });
 }
 
+/** What an LdapDirectory needs to reach this slapd over LDAPS as its administrator, with `overrides`. */
+export function slapdDirectoryOptions(slapd: RunningSlapd, log: Logger, overrides: Partial<DirectoryOptions> = {}): DirectoryOptions {
+  return {
+    name: 'openldap',
+    flavour: 'ldap',
+    urls: [slapd.ldapsUrl],
+    startTls: false,
+    insecure: false,
+    ca: readFileSync(slapd.caFile),
+    bindDn: slapd.adminDn,
+    bindPassword: slapd.adminPassword,
+    baseDn: slapd.baseDn,
+    timeoutMs: 3000,
+    poolSize: 2,
+    log,
+    ...overrides,
+  };
+}
