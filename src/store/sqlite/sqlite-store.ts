@@ -319,6 +319,16 @@ function userValues(id: string, u: Omit<NewUser, 'id'>): UserValues {
   };
 }
 
+/** A hot-path write waiting for its group transaction (relaxedOp). */
+interface RelaxedOp {
+  readonly name: string;
+  readonly fn: () => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+type RelaxedResult = { ok: true; value: unknown } | { ok: false; err: unknown };
+
 interface PendingAudit {
   readonly entry: AuditEntry;
   readonly resolve: (record: AuditRecord) => void;
@@ -598,7 +608,13 @@ class SqliteStore implements Store {
   /** Incremented by every write of this connection; half of changeMarker. */
   private ownWrites = 0;
   private auditQueue: PendingAudit[] = [];
-  private relaxedQueue: Array<{ name: string; fn: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }> = [];
+  private relaxedQueue: RelaxedOp[] = [];
+  /**
+   * The two group-commit transactions, made once: better-sqlite3 builds four wrapper functions
+   * per transaction() call, and these run on every attempt.
+   */
+  private readonly relaxedTxn: Database.Transaction<(batch: readonly RelaxedOp[], results: RelaxedResult[]) => void>;
+  private readonly auditTxn: Database.Transaction<(batch: readonly PendingAudit[]) => (AuditRecord | GatewayError)[]>;
   private relaxedTimer: NodeJS.Immediate | undefined;
   private flushTimer: NodeJS.Immediate | undefined;
   private headWarned = false;
@@ -623,6 +639,17 @@ class SqliteStore implements Store {
     this.st = statements(db);
     this.sy = syncStatements(db);
     this.vs = verificationStatements(db);
+    this.relaxedTxn = db.transaction((batch: readonly RelaxedOp[], results: RelaxedResult[]): void => {
+      for (const op of batch) {
+        // A failing statement is rolled back alone (SQLite statement journal); the rest commit.
+        try {
+          results.push({ ok: true, value: op.fn() });
+        } catch (err) {
+          results.push({ ok: false, err });
+        }
+      }
+    });
+    this.auditTxn = db.transaction((batch: readonly PendingAudit[]) => this.auditBatchBody(batch));
   }
 
   // --- plumbing ------------------------------------------------------------------------------
@@ -669,22 +696,11 @@ class SqliteStore implements Store {
     const batch = this.relaxedQueue;
     this.relaxedQueue = [];
     if (batch.length === 0) return;
-    const results: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    const results: RelaxedResult[] = [];
     try {
       this.st.syncNormal.run();
       try {
-        this.db
-          .transaction(() => {
-            for (const op of batch) {
-              // A failing statement is rolled back alone (SQLite statement journal); the rest commit.
-              try {
-                results.push({ ok: true, value: op.fn() });
-              } catch (err) {
-                results.push({ ok: false, err });
-              }
-            }
-          })
-          .immediate();
+        this.relaxedTxn.immediate(batch, results);
       } finally {
         this.st.syncFull.run();
       }
@@ -1433,36 +1449,36 @@ class SqliteStore implements Store {
 
   /** One IMMEDIATE transaction; the head is read under the write lock, since another process may have appended. */
   private writeAuditBatch(batch: readonly PendingAudit[]): (AuditRecord | GatewayError)[] {
-    return this.db
-      .transaction(() => {
-        const head = this.st.auditHead.get();
-        if (head === undefined) throw new StoreError('audit head is missing: the store is damaged');
-        const lastSeq = this.st.auditLastSeq.get()?.seq ?? 0;
-        if (lastSeq > head.seq) {
-          throw new StoreError(
-            `audit log ends at seq ${lastSeq} beyond its head (seq ${head.seq}): the store was modified outside mfa-gateway; run "mfa-gateway audit verify"`,
-          );
-        }
-        if (lastSeq < head.seq && !this.headWarned) {
-          this.headWarned = true;
-          this.log.error({ lastSeq, headSeq: head.seq }, 'audit log ends before its head: records were removed; run "mfa-gateway audit verify"');
-        }
-        let seq = head.seq;
-        let prev = head.hash;
-        const out = batch.map((p): AuditRecord | GatewayError => {
-          const record = sealAuditRecord(p.entry, seq + 1, prev);
-          // One duplicate id (a bug upstream) must not cost the rest of the batch its commit.
-          if (this.st.auditInsert.run(auditRecordToRow(record, nameKey(record.username)) as unknown as Record<string, unknown>).changes === 0) {
-            return new AlreadyExistsError(`audit record ${p.entry.id} exists already`);
-          }
-          seq = record.seq;
-          prev = record.hash;
-          return record;
-        });
-        if (seq !== head.seq) this.st.auditHeadSet.run({ seq, hash: prev });
-        return out;
-      })
-      .immediate();
+    return this.auditTxn.immediate(batch);
+  }
+
+  private auditBatchBody(batch: readonly PendingAudit[]): (AuditRecord | GatewayError)[] {
+    const head = this.st.auditHead.get();
+    if (head === undefined) throw new StoreError('audit head is missing: the store is damaged');
+    const lastSeq = this.st.auditLastSeq.get()?.seq ?? 0;
+    if (lastSeq > head.seq) {
+      throw new StoreError(
+        `audit log ends at seq ${lastSeq} beyond its head (seq ${head.seq}): the store was modified outside mfa-gateway; run "mfa-gateway audit verify"`,
+      );
+    }
+    if (lastSeq < head.seq && !this.headWarned) {
+      this.headWarned = true;
+      this.log.error({ lastSeq, headSeq: head.seq }, 'audit log ends before its head: records were removed; run "mfa-gateway audit verify"');
+    }
+    let seq = head.seq;
+    let prev = head.hash;
+    const out = batch.map((p): AuditRecord | GatewayError => {
+      const record = sealAuditRecord(p.entry, seq + 1, prev);
+      // One duplicate id (a bug upstream) must not cost the rest of the batch its commit.
+      if (this.st.auditInsert.run(auditRecordToRow(record, nameKey(record.username)) as unknown as Record<string, unknown>).changes === 0) {
+        return new AlreadyExistsError(`audit record ${p.entry.id} exists already`);
+      }
+      seq = record.seq;
+      prev = record.hash;
+      return record;
+    });
+    if (seq !== head.seq) this.st.auditHeadSet.run({ seq, hash: prev });
+    return out;
   }
 
   private openReader(): Database.Database {
@@ -1691,3 +1707,4 @@ export function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
     return Promise.reject(toStoreError(`opening the store ${opts.path}`, err));
   }
 }
+
