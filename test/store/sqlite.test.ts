@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/log.js';
 import { migrate, openConnection } from '../../src/store/sqlite/connection.js';
 import { acquireLiveLock, liveLockHolder, liveLockPath } from '../../src/store/sqlite/live-lock.js';
 import { openSqliteStore, restoreSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { WalSync } from '../../src/store/sqlite/wal-file.js';
 import type { Store } from '../../src/store/store.js';
 import { makeEntry, storeContract } from './contract.js';
 
@@ -418,17 +419,26 @@ void t.test('restore refuses a backup whose chain was edited, or whose schema is
 void t.test('an audit append settles only after its WAL fsync (unless fsync_before_reply is off), and a failed fsync fails it', async (t) => {
   const dir = tempDir();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  /** An fsync that waits until the test releases it, counting calls. */
-  const gatedFsync = () => {
-    const gate = { calls: 0, release: (): void => undefined, fail: false };
-    const fsyncFile = (path: string): Promise<void> => {
-      gate.calls++;
-      t.match(path, /gateway[^/]*\.db-wal$/, 'the write-ahead log is what gets fsync\'d');
-      return new Promise<void>((resolve, reject) => {
-        gate.release = () => (gate.fail ? reject(new Error('EIO')) : resolve());
-      });
+  /** A WAL whose thread-pool fsync waits until the test releases it; both kinds of fsync counted. */
+  const gatedWal = () => {
+    const gate = { calls: 0, inline: 0, release: (): void => undefined, fail: false, failInline: false };
+    const openWal = (walPath: string): WalSync => {
+      t.match(walPath, /gateway[^/]*\.db-wal$/, "the write-ahead log is what gets fsync'd");
+      return {
+        sync: () => {
+          gate.calls++;
+          return new Promise<void>((resolve, reject) => {
+            gate.release = () => (gate.fail ? reject(new Error('EIO')) : resolve());
+          });
+        },
+        syncNow: () => {
+          gate.inline++;
+          if (gate.failInline) throw new Error('EIO');
+        },
+        close: () => undefined,
+      };
     };
-    return { gate, fsyncFile };
+    return { gate, openWal };
   };
   const settled = async (p: Promise<unknown>): Promise<boolean> => {
     let done = false;
@@ -440,28 +450,40 @@ void t.test('an audit append settles only after its WAL fsync (unless fsync_befo
     return done;
   };
 
-  const strict = gatedFsync();
-  const store = await openSqliteStore({ path: join(dir, 'gateway.db'), fsyncFile: strict.fsyncFile });
-  const first = store.appendAudit(makeEntry());
-  t.notOk(await settled(first), 'committed, but not settled while the fsync is outstanding');
-  t.equal(strict.gate.calls, 1, 'one fsync started');
+  const strict = gatedWal();
+  const store = await openSqliteStore({ path: join(dir, 'gateway.db'), openWal: strict.openWal });
+  // A quiet store: one record alone is fsync'd on the event loop, before its append settles.
+  t.equal((await store.appendAudit(makeEntry())).seq, 1);
+  t.same([strict.gate.inline, strict.gate.calls], [1, 0], 'a lone record: one inline fsync, none on the thread pool');
+
+  // Records that come together go to the thread pool, and settle only once that fsync is done.
+  const first = [store.appendAudit(makeEntry()), store.appendAudit(makeEntry())];
+  t.notOk(await settled(Promise.race(first)), 'committed, but not settled while the fsync is outstanding');
+  t.same([strict.gate.inline, strict.gate.calls], [1, 1], 'two records: one fsync on the pool');
   const second = store.appendAudit(makeEntry());
-  t.notOk(await settled(second), 'a commit made during the fsync waits for the next one');
+  t.notOk(await settled(second), 'a commit made during the fsync waits for the next one (not inline: an fsync runs)');
+  t.equal(strict.gate.inline, 1);
   strict.gate.release();
-  t.equal((await first).seq, 1, 'settles once its fsync is done');
+  t.same(
+    (await Promise.all(first)).map((r) => r.seq),
+    [2, 3],
+    'settle once their fsync is done',
+  );
   t.notOk(await settled(second), 'the later commit is not covered by the earlier fsync');
   t.equal(strict.gate.calls, 2, 'a second fsync covers it');
   strict.gate.fail = true;
   strict.gate.release();
   await t.rejects(second, StoreError, 'a failed fsync fails the appends waiting on it (their replies are not sent)');
-  strict.gate.fail = false;
+  strict.gate.failInline = true;
+  await t.rejects(store.appendAudit(makeEntry()), StoreError, 'so does a failed inline fsync');
+  strict.gate.failInline = false;
   await store.close();
 
-  const relaxed = gatedFsync();
-  const fast = await openSqliteStore({ path: join(dir, 'gateway-fast.db'), fsyncFile: relaxed.fsyncFile, fsyncBeforeReply: false });
+  const relaxed = gatedWal();
+  const fast = await openSqliteStore({ path: join(dir, 'gateway-fast.db'), openWal: relaxed.openWal, fsyncBeforeReply: false });
   const record = fast.appendAudit(makeEntry());
   t.ok(await settled(record), 'fsync_before_reply off: settles at COMMIT');
-  t.equal(relaxed.gate.calls, 1, 'the fsync still follows, unwaited');
+  t.same([relaxed.gate.calls, relaxed.gate.inline], [1, 0], 'the fsync still follows, on the pool, unwaited');
   relaxed.gate.release();
   t.equal((await fast.verifyAudit()).records, 1, 'the record is there');
   await fast.close();

@@ -13,7 +13,16 @@ import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
  *
  * fdatasync, as SQLite itself uses on Linux: the data and the file size, not the timestamps.
  */
-export class WalFile {
+/** What the store needs of its write-ahead log: fsync it off the event loop, or on it, and let go. */
+export interface WalSync {
+  /** Settles once everything written to the WAL before the call is on disk. */
+  sync(): Promise<void>;
+  /** The same, blocking. */
+  syncNow(): void;
+  close(): void;
+}
+
+export class WalFile implements WalSync {
   private fd: number | undefined;
   private inFlight = 0;
   private closed = false;
