@@ -1396,8 +1396,9 @@ class SqliteStore implements Store {
 
   /**
    * Calls `done` once the WAL holding commit `gen` is fsync'd. One fsync runs at a time, on the
-   * thread pool; commits made while it runs wait for the next one, which covers them all (see
-   * WalFile for why one descriptor serves them all).
+   * thread pool (or, for a lone record on a quiet gateway, inline); commits made while it runs
+   * wait for the next one, which covers them all (see WalFile for why one descriptor serves them
+   * all).
    */
   private whenDurable(gen: number, done: () => void, fail: (err: GatewayError) => void, inline = false): void {
     if (gen <= this.walSynced) {
