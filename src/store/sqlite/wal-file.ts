@@ -1,5 +1,14 @@
 import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 
+/** What the store needs of its write-ahead log: fsync it off the event loop, or on it, and let go. */
+export interface WalSync {
+  /** Settles once everything written to the WAL before the call is on disk. */
+  sync(): Promise<void>;
+  /** The same, blocking. */
+  syncNow(): void;
+  close(): void;
+}
+
 /**
  * The write-ahead log of one open store, made durable through one file descriptor kept open as
  * long as the store is: a single trip to the thread pool per fsync instead of three (open, fsync,
@@ -13,15 +22,6 @@ import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
  *
  * fdatasync, as SQLite itself uses on Linux: the data and the file size, not the timestamps.
  */
-/** What the store needs of its write-ahead log: fsync it off the event loop, or on it, and let go. */
-export interface WalSync {
-  /** Settles once everything written to the WAL before the call is on disk. */
-  sync(): Promise<void>;
-  /** The same, blocking. */
-  syncNow(): void;
-  close(): void;
-}
-
 export class WalFile implements WalSync {
   private fd: number | undefined;
   private inFlight = 0;
