@@ -158,9 +158,12 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
         notes: [`p99 added ${ms(g.p99Ms - a.p99Ms)} (goal < 2 ms)`, `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, anchorNote],
       });
 
+    /** The measured blocks (their first user), for the per-step timings from the audit below. */
+    const blocks: Array<{ label: string; first: number }> = [];
     let block = 0;
     for (const concurrency of CONCURRENCY) {
       const first = 1 + opts.requests * block++;
+      blocks.push({ label: `LDAP, ${concurrency} in flight`, first });
       await waitForQuiet(5, opts.quietWaitMs);
       const g = await throughGateway('127.0.0.1', concurrency, first);
       const a = await directBinds(slapd, ca, concurrency, first, opts.requests);
@@ -169,6 +172,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
     }
     for (const concurrency of CONCURRENCY) {
       const first = 1 + opts.requests * block++;
+      blocks.push({ label: `upstream, ${concurrency} in flight`, first });
       await waitForQuiet(5, opts.quietWaitMs);
       // The gateway's upstream client sends from 127.0.0.1; the load comes from 127.0.0.2 (client nas-upstream).
       const g = await throughGateway('127.0.0.2', concurrency, first);
@@ -186,18 +190,20 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
     // Why anything was not accepted, from the gateway's own audit.
     const exported = await gw.cli(['audit', 'export', '--format', 'json']);
     const reasons = new Map<string, number>();
-    const steps = new Map<string, Map<string, number[]>>();
-    for (const r of JSON.parse(exported.stdout) as Array<{ result: string; reason: string; clientName: string; timings: Record<string, number> }>) {
+    /** Per measured block: step name → durations (ms). */
+    const steps = blocks.map(() => new Map<string, number[]>());
+    for (const r of JSON.parse(exported.stdout) as Array<{ result: string; reason: string; username: string; timings: Record<string, number> }>) {
       if (r.result !== 'accept') reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
-      const byStep = steps.get(r.clientName) ?? new Map<string, number[]>();
-      steps.set(r.clientName, byStep);
-      for (const [step, value] of Object.entries(r.timings)) byStep.set(step, [...(byStep.get(step) ?? []), value]);
+      const n = Number(r.username.slice(2));
+      const b = blocks.findIndex((x) => n >= x.first && n < x.first + opts.requests);
+      if (b === -1) continue; // warm-up
+      for (const [step, value] of Object.entries(r.timings)) steps[b]!.set(step, [...(steps[b]!.get(step) ?? []), value]);
     }
     // Where the time goes inside the gateway (the audit record's per-step timings; the rest of a
     // round trip is the RADIUS front end, the audit commit and its fsync).
-    for (const [client, byStep] of steps) {
-      lines.push(`first-factor runs, ${client}: inside the flow, p50/p99 ms: ${[...byStep].map(([step, v]) => `${step} ${ms(median(v))}/${ms(percentile(v, 99))}`).join(', ')}`);
-    }
+    blocks.forEach(({ label }, b) => {
+      lines.push(`first-factor runs, ${label}: inside the flow, p50/p99 ms: ${[...steps[b]!].map(([step, v]) => `${step} ${ms(median(v))}/${ms(percentile(v, 99))}`).join(', ')}`);
+    });
     if (reasons.size > 0) lines.push(`first-factor runs: not accepted by reason: ${[...reasons].map(([k, v]) => `${k} ${v}`).join(', ')}`);
     return lines;
   } finally {
