@@ -129,26 +129,28 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
     });
     const secret = gw.secret();
     const ca = readFileSync(slapd.caFile);
-    // Warm-up of both paths and of both anchors: TLS connections, pools, JIT (this process's too).
-    const warmUsers = (first: number) => (i: number) => ({ user: uid(first + i), password: `${password(first + i)},${totpOf(first + i).generate()}` });
-    for (const [from, first] of [['127.0.0.1', total + 1], ['127.0.0.2', total + WARMUP + 1]] as const) {
-      await closedLoop({ host: '127.0.0.1', port: radiusPort, secret, concurrency: 20, requests: WARMUP / 2, sourceAddress: from, request: warmUsers(first) });
-      await closedLoop({ host: '127.0.0.1', port: radiusPort, secret, concurrency: 1, requests: WARMUP / 2, sourceAddress: from, request: warmUsers(first + WARMUP / 2) });
-    }
-    await directBinds(slapd, ca, 1, total + 1, WARMUP);
-    await closedLoop({ host: '127.0.0.1', port: fr.port, secret: frSecret, concurrency: 1, requests: WARMUP, request: (i) => ({ user: uid(total + i + 1), password: password(total + i + 1) }) });
-
-    /** Closed loop through the gateway from `from` (which picks the client, so the policy), users from `first` on. */
-    const throughGateway = (from: string, concurrency: number, first: number): Promise<ClosedLoopResult> =>
+    /** Closed loop of `requests` through the gateway from `from` (which picks the client, so the policy), users from `first` on. */
+    const throughGateway = (from: string, concurrency: number, first: number, requests = opts.requests): Promise<ClosedLoopResult> =>
       closedLoop({
         host: '127.0.0.1',
         port: radiusPort,
         secret,
         concurrency,
-        requests: opts.requests,
+        requests,
         sourceAddress: from,
         request: (i) => ({ user: uid(first + i), password: `${password(first + i)},${totpOf(first + i).generate()}` }),
       });
+    /** The same straight to FreeRADIUS (password only). */
+    const toFreeRadius = (concurrency: number, first: number, requests = opts.requests): Promise<ClosedLoopResult> =>
+      closedLoop({ host: '127.0.0.1', port: fr!.port, secret: frSecret, concurrency, requests, request: (i) => ({ user: uid(first + i), password: password(first + i) }) });
+
+    // Warm-up of both paths and of both anchors: TLS connections, pools, JIT (this process's too).
+    for (const [from, first] of [['127.0.0.1', total + 1], ['127.0.0.2', total + WARMUP + 1]] as const) {
+      await throughGateway(from, 20, first, WARMUP / 2);
+      await throughGateway(from, 1, first + WARMUP / 2, WARMUP / 2);
+    }
+    await directBinds(slapd, ca, 1, total + 1, WARMUP);
+    await toFreeRadius(1, total + 1, WARMUP);
     const row = (what: string, anchorName: string, g: ClosedLoopResult, a: ClosedLoopResult, anchorNote: string): string =>
       summaryLine({
         what,
@@ -176,14 +178,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
       await waitForQuiet(5, opts.quietWaitMs);
       // The gateway's upstream client sends from 127.0.0.1; the load comes from 127.0.0.2 (client nas-upstream).
       const g = await throughGateway('127.0.0.2', concurrency, first);
-      const a = await closedLoop({
-        host: '127.0.0.1',
-        port: fr.port,
-        secret: frSecret,
-        concurrency,
-        requests: opts.requests,
-        request: (i) => ({ user: uid(first + i), password: password(first + i) }),
-      });
+      const a = await toFreeRadius(concurrency, first);
       const what = `upstream RADIUS first factor (FreeRADIUS PAP, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`;
       lines.push(row(what, 'FreeRADIUS direct', g, a, `FreeRADIUS accepted ${a.accepted}/${a.requests}`));
     }

@@ -634,7 +634,8 @@ class SqliteStore implements Store {
     readonly path: string,
     private readonly readonly: boolean,
     private readonly log: Logger,
-    private readonly durability: { readonly fsyncBeforeReply: boolean },
+    /** SqliteStoreOptions.fsyncBeforeReply. */
+    private readonly fsyncBeforeReply: boolean,
     openWal: (walPath: string) => WalSync = (walPath) => new WalFile(walPath),
   ) {
     this.wal = openWal(`${path}-wal`);
@@ -1382,7 +1383,7 @@ class SqliteStore implements Store {
           if (r instanceof GatewayError) p.reject(r);
           else p.resolve(r);
         });
-      if (this.durability.fsyncBeforeReply) {
+      if (this.fsyncBeforeReply) {
         // A lone record (nothing else queued) is fsync'd right here, see whenDurable.
         const lone = batch.length === 1 && this.auditQueue.length === 0;
         this.whenDurable(++this.walCommitted, settle, (failure) => batch.forEach((p) => p.reject(failure)), lone);
@@ -1709,7 +1710,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
     if (!readonly) prepareFile(path, log);
     db = openConnection(path, readonly);
     const version = migrate(db, path, readonly, SQLITE_MIGRATIONS, log);
-    const store = new SqliteStore(db, path, readonly, log, { fsyncBeforeReply: opts.fsyncBeforeReply ?? true }, opts.openWal);
+    const store = new SqliteStore(db, path, readonly, log, opts.fsyncBeforeReply ?? true, opts.openWal);
     log.info({ path, schemaVersion: version, readonly }, 'store opened');
     return Promise.resolve(store);
   } catch (err) {
