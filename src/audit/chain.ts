@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { AuditEntry, AuditRecord, AuditVerifyResult } from '../store/types.js';
 import { AUDIT_FIELDS } from './record.js';
@@ -68,7 +68,8 @@ export function canonicalAuditContent(entry: AuditEntry, seq: number): string {
 }
 
 export function auditHash(prevHash: string, entry: AuditEntry, seq: number): string {
-  return createHash('sha256').update(`${prevHash}\n${canonicalAuditContent(entry, seq)}`, 'utf8').digest('hex');
+  // One-shot: no native hash object per record (see src/crypto/digest.ts).
+  return hash('sha256', `${prevHash}\n${canonicalAuditContent(entry, seq)}`, 'hex');
 }
 
 /** Links an (already normalised) entry into the chain after `prevHash` at position `seq`. */

@@ -7,7 +7,8 @@
  * - Replies: Response Authenticator = MD5(Code+ID+Length+RequestAuth+Attributes+Secret) (RFC 2865 §3).
  * - Accounting-Request: MD5(Code+ID+Length+16 zero octets+Attributes+Secret) (RFC 2866 §3).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { digest } from '../../crypto/digest.js';
 import { AUTHENTICATOR_LENGTH, HEADER_LENGTH, MIN_PACKET_LENGTH } from './packet.js';
 import type { RadiusPacket } from './packet.js';
 
@@ -19,12 +20,7 @@ export function randomAuthenticator(): Buffer {
 
 /** MD5 over `raw` with its Authenticator field replaced by `authenticatorField`, then the secret. */
 function md5WithAuthenticator(raw: Buffer, authenticatorField: Buffer, secret: Buffer): Buffer {
-  return createHash('md5')
-    .update(raw.subarray(0, 4))
-    .update(authenticatorField)
-    .update(raw.subarray(HEADER_LENGTH))
-    .update(secret)
-    .digest();
+  return digest('md5', [raw.subarray(0, 4), authenticatorField, raw.subarray(HEADER_LENGTH), secret]);
 }
 
 /**

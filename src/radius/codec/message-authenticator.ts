@@ -14,7 +14,8 @@
  * Access-Request or a reply has: MD5 as used by the Response Authenticator admits chosen-prefix
  * collisions. Hence verification runs over the raw received bytes and compares in constant time.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { hmac } from '../../crypto/digest.js';
 import { verifyAccountingRequestAuthenticator, verifyResponseAuthenticator } from './authenticators.js';
 import { AUTHENTICATOR_LENGTH, Code, HEADER_LENGTH, locateAttributes } from './packet.js';
 import type { RadiusPacket } from './packet.js';
@@ -26,8 +27,7 @@ const ZERO16 = Buffer.alloc(MESSAGE_AUTHENTICATOR_LENGTH);
 
 /**
  * HMAC-MD5 over `raw` as it would read with `authenticatorField` in the Authenticator field and
- * 16 zero octets at `valueOffset` (the Message-Authenticator value). Hashes slices in place, so
- * `raw` is not modified and not copied.
+ * 16 zero octets at `valueOffset` (the Message-Authenticator value). `raw` is not modified.
  */
 export function computeMessageAuthenticator(
   raw: Buffer,
@@ -35,13 +35,13 @@ export function computeMessageAuthenticator(
   authenticatorField: Buffer,
   secret: Buffer,
 ): Buffer {
-  return createHmac('md5', secret)
-    .update(raw.subarray(0, 4))
-    .update(authenticatorField)
-    .update(raw.subarray(HEADER_LENGTH, valueOffset))
-    .update(ZERO16)
-    .update(raw.subarray(valueOffset + MESSAGE_AUTHENTICATOR_LENGTH))
-    .digest();
+  return hmac('md5', secret, [
+    raw.subarray(0, 4),
+    authenticatorField,
+    raw.subarray(HEADER_LENGTH, valueOffset),
+    ZERO16,
+    raw.subarray(valueOffset + MESSAGE_AUTHENTICATOR_LENGTH),
+  ]);
 }
 
 export type MessageAuthenticatorCheck = 'valid' | 'invalid' | 'missing';

@@ -18,7 +18,8 @@
  * authenticator, with new salts. The clear keys are what the NAS and the user's device encrypt
  * the session with: never log them, never store them.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { digest } from '../../crypto/digest.js';
 import { AUTHENTICATOR_LENGTH, MAX_ATTRIBUTE_VALUE_LENGTH, RadiusEncodeError } from './packet.js';
 
 const BLOCK = 16;
@@ -32,9 +33,9 @@ export const MAX_MPPE_KEY_LENGTH = Math.floor((MAX_ATTRIBUTE_VALUE_LENGTH - 6 - 
 
 /** XORs `data` in place with the RFC 2548 MD5 chain; `chainFrom` supplies c(i-1) (the cipher text). */
 function xorChain(data: Buffer, secret: Buffer, requestAuthenticator: Buffer, salt: Buffer, chainFrom: Buffer): void {
-  let b = createHash('md5').update(secret).update(requestAuthenticator).update(salt).digest();
+  let b = digest('md5', [secret, requestAuthenticator, salt]);
   for (let i = 0; i < data.length; i += BLOCK) {
-    if (i > 0) b = createHash('md5').update(secret).update(chainFrom.subarray(i - BLOCK, i)).digest();
+    if (i > 0) b = digest('md5', [secret, chainFrom.subarray(i - BLOCK, i)]);
     for (let j = 0; j < BLOCK; j++) data[i + j] = (data[i + j] as number) ^ (b[j] as number);
   }
 }

@@ -7,7 +7,7 @@
  * This is obfuscation keyed by the shared secret, not encryption: anyone holding one hidden
  * password and its cleartext can attack the secret offline. Never log hidden values.
  */
-import { createHash } from 'node:crypto';
+import { digest } from '../../crypto/digest.js';
 import { AUTHENTICATOR_LENGTH, RadiusEncodeError } from './packet.js';
 
 const BLOCK = 16;
@@ -27,7 +27,7 @@ export function hidePassword(password: Buffer, secret: Buffer, authenticator: Bu
   password.copy(out);
   let chain = authenticator;
   for (let i = 0; i < length; i += BLOCK) {
-    const b = createHash('md5').update(secret).update(chain).digest();
+    const b = digest('md5', [secret, chain]);
     for (let j = 0; j < BLOCK; j++) out[i + j] = (out[i + j] as number) ^ (b[j] as number);
     chain = out.subarray(i, i + BLOCK);
   }
@@ -45,7 +45,7 @@ export function unhidePassword(hidden: Buffer, secret: Buffer, authenticator: Bu
   const out = Buffer.alloc(hidden.length);
   let chain = authenticator;
   for (let i = 0; i < hidden.length; i += BLOCK) {
-    const b = createHash('md5').update(secret).update(chain).digest();
+    const b = digest('md5', [secret, chain]);
     for (let j = 0; j < BLOCK; j++) out[i + j] = (hidden[i + j] as number) ^ (b[j] as number);
     chain = hidden.subarray(i, i + BLOCK);
   }
