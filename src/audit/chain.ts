@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { AuditEntry, AuditRecord, AuditVerifyResult } from '../store/types.js';
-import { AUDIT_FIELDS } from './record.js';
+import { AUDIT_FIELDS, auditRecordOf, type AuditField } from './record.js';
 
 /**
  * The hash chain. Each record's hash is
@@ -52,11 +52,76 @@ const CONTENT_KEYS: ReadonlyArray<readonly [string, string]> = [...AUDIT_FIELDS,
   .map((k, i) => [k, `${i === 0 ? '{' : ','}${JSON.stringify(k)}:`] as const);
 
 /**
- * The canonical content of a record: its AuditEntry fields and seq, nothing else. The same string
- * canonicalJson would give for that object, built without sorting per record (it is on the hot
- * path of every attempt).
+ * The canonical content of a record: its AuditEntry fields and seq, nothing else; the same string
+ * canonicalJson would give for that object. It runs on every attempt, so the usual record (text,
+ * numbers and nulls, timings of numbers) is one JSON.stringify of a literal whose keys are written
+ * in canonical order (test/audit/chain.test.ts holds it to canonicalJson); anything else (a record
+ * read back from a tampered row, say) takes the general path.
  */
 export function canonicalAuditContent(entry: AuditEntry, seq: number): string {
+  const e = entry;
+  const timings = sortedNumbers(e.timings);
+  if (timings === undefined) return generalContent(entry, seq);
+  const content: Record<AuditField | 'seq', unknown> = {
+    attemptId: e.attemptId,
+    calledStationId: e.calledStationId,
+    callingStationId: e.callingStationId,
+    clientIp: e.clientIp,
+    clientName: e.clientName,
+    decidedAt: e.decidedAt,
+    deviceToken: e.deviceToken,
+    email: e.email,
+    firstFactor: e.firstFactor,
+    firstName: e.firstName,
+    gatewayIp: e.gatewayIp,
+    gatewayName: e.gatewayName,
+    id: e.id,
+    lastName: e.lastName,
+    method: e.method,
+    nasIdentifier: e.nasIdentifier,
+    nasIpAddress: e.nasIpAddress,
+    phone: e.phone,
+    protocol: e.protocol,
+    provider: e.provider,
+    providerMessageId: e.providerMessageId,
+    reason: e.reason,
+    receivedAt: e.receivedAt,
+    result: e.result,
+    seq,
+    timings,
+    userId: e.userId,
+    username: e.username,
+  };
+  for (const k in content) {
+    const v = content[k as keyof typeof content];
+    if (k !== 'timings' && !(v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) {
+      return generalContent(entry, seq);
+    }
+  }
+  return JSON.stringify(content);
+}
+
+/**
+ * `timings` with its keys in canonical order, when JSON.stringify would then write exactly what
+ * canonicalJson writes: every value a finite number, and no key that is an array index (JavaScript
+ * lists those first, in numeric order). Otherwise undefined.
+ */
+function sortedNumbers(timings: unknown): Record<string, number> | undefined {
+  if (typeof timings !== 'object' || timings === null || Array.isArray(timings)) return undefined;
+  const source = timings as Record<string, unknown>;
+  const keys = Object.keys(source);
+  const out: Record<string, number> = {};
+  for (const k of keys.length > 1 ? keys.sort() : keys) {
+    const v = source[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || ARRAY_INDEX.test(k)) return undefined;
+    out[k] = v;
+  }
+  return out;
+}
+
+const ARRAY_INDEX = /^(?:0|[1-9]\d*)$/;
+
+function generalContent(entry: AuditEntry, seq: number): string {
   const raw = entry as unknown as Record<string, unknown>;
   let out = '';
   for (const [k, prefix] of CONTENT_KEYS) {
@@ -74,10 +139,7 @@ export function auditHash(prevHash: string, entry: AuditEntry, seq: number): str
 
 /** Links an (already normalised) entry into the chain after `prevHash` at position `seq`. */
 export function sealAuditRecord(entry: AuditEntry, seq: number, prevHash: string): AuditRecord {
-  const record: Record<string, unknown> = {};
-  const raw = entry as unknown as Record<string, unknown>;
-  for (const f of AUDIT_FIELDS) record[f] = raw[f];
-  return { ...(record as unknown as AuditEntry), seq, prevHash, hash: auditHash(prevHash, entry, seq) };
+  return auditRecordOf(entry, seq, prevHash, auditHash(prevHash, entry, seq));
 }
 
 /** Keeps memory bounded on a badly damaged chain; the count of the rest is still reported. */

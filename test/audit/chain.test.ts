@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import { auditHash, canonicalAuditContent, canonicalJson, GENESIS_HASH, sealAuditRecord, verifyChain } from '../../src/audit/chain.js';
 import { csvCell, EXPORT_COLUMNS, exportAudit } from '../../src/audit/export.js';
-import { AUDIT_ROW_COLUMNS, auditRecordToRow, rowToAuditRecord } from '../../src/audit/record.js';
+import { AUDIT_FIELDS, AUDIT_ROW_COLUMNS, auditRowValues, normaliseAuditEntry, rowToAuditRecord } from '../../src/audit/record.js';
 import { nameKey, openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { AuditRecord, AuditVerifyResult } from '../../src/store/store.js';
 import { makeEntry } from '../store/contract.js';
@@ -50,8 +50,8 @@ function rowOf(db: Database.Database, seq: number): AuditRecord {
 }
 
 function insert(db: Database.Database, record: AuditRecord): void {
-  db.prepare(`INSERT INTO audit_log (${AUDIT_ROW_COLUMNS.join(', ')}) VALUES (${AUDIT_ROW_COLUMNS.map((c) => `@${c}`).join(', ')})`).run(
-    auditRecordToRow(record, nameKey(record.username)),
+  db.prepare(`INSERT INTO audit_log (${AUDIT_ROW_COLUMNS.join(', ')}) VALUES (${AUDIT_ROW_COLUMNS.map(() => '?').join(', ')})`).run(
+    auditRowValues(record, nameKey(record.username)),
   );
 }
 
@@ -149,6 +149,28 @@ void t.test('the hash is specified: canonical JSON, sorted keys, seq included', 
   t.equal(auditHash(GENESIS_HASH, e, 7), createHash('sha256').update(`${GENESIS_HASH}\n${content}`).digest('hex'));
   t.equal(auditHash(GENESIS_HASH, { ...e, extra: 'ignored' } as typeof e, 7), auditHash(GENESIS_HASH, e, 7), 'only entry fields count');
   t.not(auditHash(GENESIS_HASH, e, 8), auditHash(GENESIS_HASH, e, 7), 'seq counts');
+  t.end();
+});
+
+void t.test('canonical content is canonicalJson of the fields and seq, whatever the values', (t) => {
+  /** The definition, computed the slow way: pick the AuditEntry fields, add seq, canonicalJson. */
+  const reference = (e: Record<string, unknown>, seq: number): string =>
+    canonicalJson({ ...Object.fromEntries(AUDIT_FIELDS.map((f) => [f, e[f]])), seq });
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['a normalised record', { ...normaliseAuditEntry(makeEntry({ timings: { total: 2.5, firstFactor: 1, send: 0 } })) }],
+    ['no timings', { ...makeEntry({ timings: {} }) }],
+    ['text to escape', { ...makeEntry({ username: 'a"b\\c\n\u2028 ü 😀 \uD800', email: null, timings: { 'ü': 1, Z: 2, a: -0 } }) }],
+    // Array-index keys: JavaScript orders them first and numerically, canonical JSON by code unit.
+    ['index-like timing keys', { ...makeEntry({ timings: { 10: 1, 9: 2, b: 3, '01': 4 } }) }],
+    // What a tampered row can read back as: numbers in text columns, odd timings.
+    ['a number in a text column', { ...makeEntry(), username: 42, clientName: 1.5 }],
+    ['nested timings', { ...makeEntry(), timings: { b: { y: 1, x: [true, null] }, a: 'text' } }],
+    ['extra properties', { ...makeEntry(), seq: 99, hash: 'x', prevHash: 'y', other: true }],
+  ];
+  for (const [name, e] of cases) {
+    t.equal(canonicalAuditContent(e as never, 7), reference(e, 7), name);
+  }
+  t.throws(() => canonicalAuditContent({ ...makeEntry(), email: undefined } as never, 1), /no email/, 'a missing field is an error, as before');
   t.end();
 });
 
