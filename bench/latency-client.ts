@@ -53,7 +53,8 @@ interface InFlight {
   request: AccessRequest;
   sentAt: number;
   timer: NodeJS.Timeout;
-  done: (code: number | undefined) => void;
+  /** `at`: when the answer arrived (performance.now()). */
+  done: (code: number | undefined, at?: number) => void;
 }
 
 export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopResult> {
@@ -72,13 +73,15 @@ export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopRes
 
   const inFlight = new Map<number, InFlight>();
   socket.on('message', (msg) => {
+    // Stamped on arrival: checking the reply is the load generator's work, not the server's.
+    const at = performance.now();
     const id = msg[1];
     if (id === undefined) return;
     const entry = inFlight.get(id);
     if (entry === undefined) return; // late answer to a request already counted as lost
     const code = replyCode(msg, entry.request, secret);
     if (code === undefined) return;
-    entry.done(code);
+    entry.done(code, at);
   });
 
   const latencies = new Float64Array(opts.requests);
@@ -108,12 +111,12 @@ export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopRes
         request,
         sentAt: performance.now(),
         timer: setTimeout(() => entry.done(undefined), timeoutMs),
-        done: (code) => {
+        done: (code, at = performance.now()) => {
           clearTimeout(entry.timer);
           inFlight.delete(id);
           if (code === undefined) lost++;
           else {
-            latencies[answered++] = performance.now() - entry.sentAt;
+            latencies[answered++] = at - entry.sentAt;
             if (code === ACCESS_ACCEPT) accepted++;
             else if (code === ACCESS_REJECT) rejected++;
             else if (code === ACCESS_CHALLENGE) challenged++;

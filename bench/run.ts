@@ -12,7 +12,7 @@ import { freeradiusVersion, machine } from './report.js';
  * `npm run bench`: every benchmark beside its anchor, in one run (BENCHMARKS.md). One summary
  * line each on stdout; the lines and the machine also go to bench/results/latest.json.
  * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_CLOSED (5000),
- * BENCH_QUIET_WAIT_MS (30000), BENCH_FIRST_FACTOR_REQUESTS (2000),
+ * BENCH_QUIET_WAIT_MS (30000), BENCH_FIRST_FACTOR_REQUESTS (5000),
  * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_MEMORY_USERS (1000000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
  * BENCH_FSYNC_BEFORE_REPLY=0 (the gateway answers at commit, without waiting for the fsync).
  * BENCH_PUSHES (10000: logins waiting on a push at once).
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
         }),
     ],
     ['pushes', () => pendingPushesBench(env('BENCH_PUSHES', 10_000))],
-    ['first-factor', () => firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 2000), quietWaitMs, ...fsync })],
+    ['first-factor', () => firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 5000), quietWaitMs, ...fsync })],
     ['sync', () => directorySyncBench()],
     ['memory', () => userMemoryBench(env('BENCH_MEMORY_USERS', 1_000_000))],
   ];
