@@ -71,7 +71,10 @@ export async function checkOathCode(
     const secret = secretOf(keys, token);
     if (token.kind === 'totp') {
       const totp = new TOTP({ secret, algorithm: token.algorithm, digits: token.digits, period: token.period });
-      const delta = totp.validate({ token: code, timestamp: now, window: settings.totpWindow });
+      // The current step first: the usual code then costs one HMAC, where the window scan starts
+      // at the oldest step. A code of another step in the window is found by the scan after.
+      let delta = totp.validate({ token: code, timestamp: now, window: 0 });
+      if (delta === null && settings.totpWindow > 0) delta = totp.validate({ token: code, timestamp: now, window: settings.totpWindow });
       if (delta === null) continue;
       const step = Math.floor(now / 1000 / token.period) + delta;
       if (await store.claimTotpStep(token.id, step, now)) return { ok: true, method: 'totp', token };
