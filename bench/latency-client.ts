@@ -47,6 +47,40 @@ export interface ClosedLoopResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** Every answered request's latency, milliseconds, ascending (for mergeResults). */
+  latenciesMs: Float64Array;
+}
+
+/** The p-th percentile (nearest rank) of ascending `sorted`; NaN when empty. */
+export function percentileOfSorted(sorted: ArrayLike<number>, p: number): number {
+  const n = sorted.length;
+  return n === 0 ? NaN : (sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))] ?? NaN);
+}
+
+/** A result for a load given in parts (one after another): counts and time add up, percentiles over all latencies. */
+export function mergeResults(parts: readonly ClosedLoopResult[]): ClosedLoopResult {
+  const sum = (f: (r: ClosedLoopResult) => number): number => parts.reduce((n, r) => n + f(r), 0);
+  const latenciesMs = new Float64Array(sum((r) => r.latenciesMs.length));
+  let at = 0;
+  for (const r of parts) {
+    latenciesMs.set(r.latenciesMs, at);
+    at += r.latenciesMs.length;
+  }
+  latenciesMs.sort();
+  const seconds = sum((r) => r.seconds);
+  return {
+    requests: sum((r) => r.requests),
+    seconds,
+    reqPerSec: latenciesMs.length / seconds,
+    accepted: sum((r) => r.accepted),
+    rejected: sum((r) => r.rejected),
+    challenged: sum((r) => r.challenged),
+    lost: sum((r) => r.lost),
+    p50Ms: percentileOfSorted(latenciesMs, 50),
+    p99Ms: percentileOfSorted(latenciesMs, 99),
+    maxMs: latenciesMs.at(-1) ?? NaN,
+    latenciesMs,
+  };
 }
 
 interface InFlight {
@@ -139,8 +173,7 @@ export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopRes
   const seconds = (performance.now() - started) / 1000;
   socket.close();
 
-  const sorted = latencies.subarray(0, answered).sort();
-  const pct = (p: number): number => (answered === 0 ? NaN : (sorted[Math.min(answered - 1, Math.ceil((p / 100) * answered) - 1)] ?? NaN));
+  const sorted = latencies.slice(0, answered).sort();
   return {
     requests: opts.requests,
     seconds,
@@ -149,8 +182,9 @@ export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopRes
     rejected,
     challenged,
     lost,
-    p50Ms: pct(50),
-    p99Ms: pct(99),
+    p50Ms: percentileOfSorted(sorted, 50),
+    p99Ms: percentileOfSorted(sorted, 99),
     maxMs: answered === 0 ? NaN : (sorted[answered - 1] ?? NaN),
+    latenciesMs: sorted,
   };
 }
