@@ -7,7 +7,7 @@ import { startGateway, type RunningGateway } from '../test/peers/gateway.js';
 import { freePort } from '../test/peers/ports.js';
 import { startSlapd, type RunningSlapd } from '../test/peers/slapd.js';
 import { tempDir } from '../test/peers/temp.js';
-import { closedLoop, mergeResults, percentileOfSorted, type ClosedLoopResult } from './latency-client.js';
+import { closedLoop, loopResult, mergeResults, percentileOfSorted, type ClosedLoopResult } from './latency-client.js';
 import { provision, totpOf } from './radius-gateway.js';
 import { median, ms, rate, summaryLine, waitForQuiet } from './report.js';
 
@@ -63,20 +63,7 @@ async function directBinds(slapd: RunningSlapd, ca: Buffer, concurrency: number,
   );
   const seconds = (performance.now() - started) / 1000;
   await Promise.all(clients.map((c) => c.unbind().catch(() => undefined)));
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    requests: count,
-    seconds,
-    reqPerSec: sorted.length / seconds,
-    accepted: sorted.length,
-    rejected: failed,
-    challenged: 0,
-    lost: 0,
-    p50Ms: percentileOfSorted(sorted, 50),
-    p99Ms: percentileOfSorted(sorted, 99),
-    maxMs: sorted.at(-1) ?? NaN,
-    latenciesMs: sorted,
-  };
+  return loopResult({ requests: count, seconds, accepted: latencies.length, rejected: failed, challenged: 0, lost: 0 }, latencies);
 }
 
 export async function firstFactorBench(opts: FirstFactorBenchOptions): Promise<string[]> {
@@ -232,7 +219,11 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
       const n = Number(r.username.slice(2));
       const b = blocks.findIndex((x) => n >= x.first && n < x.first + opts.requests);
       if (b === -1) continue; // warm-up
-      for (const [step, value] of Object.entries(r.timings)) steps[b]!.set(step, [...(steps[b]!.get(step) ?? []), value]);
+      for (const [step, value] of Object.entries(r.timings)) {
+        const values = steps[b]!.get(step);
+        if (values === undefined) steps[b]!.set(step, [value]);
+        else values.push(value);
+      }
     }
     // Where the time goes inside the gateway (the audit record's per-step timings; the rest of a
     // round trip is the RADIUS front end, the audit commit and its fsync).

@@ -57,30 +57,40 @@ export function percentileOfSorted(sorted: ArrayLike<number>, p: number): number
   return n === 0 ? NaN : (sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))] ?? NaN);
 }
 
-/** A result for a load given in parts (one after another): counts and time add up, percentiles over all latencies. */
-export function mergeResults(parts: readonly ClosedLoopResult[]): ClosedLoopResult {
-  const sum = (f: (r: ClosedLoopResult) => number): number => parts.reduce((n, r) => n + f(r), 0);
-  const latenciesMs = new Float64Array(sum((r) => r.latenciesMs.length));
-  let at = 0;
-  for (const r of parts) {
-    latenciesMs.set(r.latenciesMs, at);
-    at += r.latenciesMs.length;
-  }
-  latenciesMs.sort();
-  const seconds = sum((r) => r.seconds);
+/** What a closed loop counted, besides its latencies. */
+export type LoopCounts = Pick<ClosedLoopResult, 'requests' | 'seconds' | 'accepted' | 'rejected' | 'challenged' | 'lost'>;
+
+/** The result of a loop from its counts and the latencies of its answered requests (any order; copied). */
+export function loopResult(counts: LoopCounts, latencies: ArrayLike<number>): ClosedLoopResult {
+  const latenciesMs = Float64Array.from(latencies).sort();
   return {
-    requests: sum((r) => r.requests),
-    seconds,
-    reqPerSec: latenciesMs.length / seconds,
-    accepted: sum((r) => r.accepted),
-    rejected: sum((r) => r.rejected),
-    challenged: sum((r) => r.challenged),
-    lost: sum((r) => r.lost),
+    ...counts,
+    reqPerSec: latenciesMs.length / counts.seconds,
     p50Ms: percentileOfSorted(latenciesMs, 50),
     p99Ms: percentileOfSorted(latenciesMs, 99),
     maxMs: latenciesMs.at(-1) ?? NaN,
     latenciesMs,
   };
+}
+
+/** A result for a load given in parts (one after another): counts and time add up, percentiles over all latencies. */
+export function mergeResults(parts: readonly ClosedLoopResult[]): ClosedLoopResult {
+  const sum = (f: (r: ClosedLoopResult) => number): number => parts.reduce((n, r) => n + f(r), 0);
+  const all = new Float64Array(sum((r) => r.latenciesMs.length));
+  let at = 0;
+  for (const r of parts) {
+    all.set(r.latenciesMs, at);
+    at += r.latenciesMs.length;
+  }
+  const counts: LoopCounts = {
+    requests: sum((r) => r.requests),
+    seconds: sum((r) => r.seconds),
+    accepted: sum((r) => r.accepted),
+    rejected: sum((r) => r.rejected),
+    challenged: sum((r) => r.challenged),
+    lost: sum((r) => r.lost),
+  };
+  return loopResult(counts, all);
 }
 
 interface InFlight {
@@ -173,18 +183,5 @@ export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopRes
   const seconds = (performance.now() - started) / 1000;
   socket.close();
 
-  const sorted = latencies.slice(0, answered).sort();
-  return {
-    requests: opts.requests,
-    seconds,
-    reqPerSec: answered / seconds,
-    accepted,
-    rejected,
-    challenged,
-    lost,
-    p50Ms: percentileOfSorted(sorted, 50),
-    p99Ms: percentileOfSorted(sorted, 99),
-    maxMs: answered === 0 ? NaN : (sorted[answered - 1] ?? NaN),
-    latenciesMs: sorted,
-  };
+  return loopResult({ requests: opts.requests, seconds, accepted, rejected, challenged, lost }, latencies.subarray(0, answered));
 }

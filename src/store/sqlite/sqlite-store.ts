@@ -1440,7 +1440,7 @@ class SqliteStore implements Store {
       try {
         this.st.syncNormal.run();
         try {
-          outcome = this.writeAuditBatch(batch);
+          outcome = this.auditTxn.immediate(batch);
         } finally {
           this.st.syncFull.run();
         }
@@ -1537,11 +1537,7 @@ class SqliteStore implements Store {
     }
   }
 
-  /** One IMMEDIATE transaction; the head is read under the write lock, since another process may have appended. */
-  private writeAuditBatch(batch: readonly PendingAudit[]): (AuditRecord | GatewayError)[] {
-    return this.auditTxn.immediate(batch);
-  }
-
+  /** The body of auditTxn, run IMMEDIATE: the head is read under the write lock, since another process may have appended. */
   private auditBatchBody(batch: readonly PendingAudit[]): (AuditRecord | GatewayError)[] {
     const head = this.st.auditHead.get();
     if (head === undefined) throw new StoreError('audit head is missing: the store is damaged');
