@@ -13,11 +13,15 @@ import { UpstreamFirstFactor } from './radius/upstream-first-factor.js';
  */
 export class FirstFactorRegistry implements FirstFactorTargets {
   private targets = new Map<string, { target: FirstFactorTarget; fingerprint: string }>();
+  /** This registry's own lines; each target binds its own `module` on `log` (one `module` per line). */
+  private readonly own: Logger;
 
   constructor(
     private readonly log: Logger,
     private readonly retireAfterMs = 120_000,
-  ) {}
+  ) {
+    this.own = log.child({ module: 'first-factors' });
+  }
 
   get(name: string): FirstFactorTarget | undefined {
     return this.targets.get(name)?.target;
@@ -50,7 +54,7 @@ export class FirstFactorRegistry implements FirstFactorTargets {
 
   private async closeAll(targets: readonly FirstFactorTarget[]): Promise<void> {
     await Promise.all(
-      targets.map((t) => t.close().catch((err: unknown) => this.log.warn({ target: t.name, err: errorMessage(err) }, 'closing a first-factor target failed'))),
+      targets.map((t) => t.close().catch((err: unknown) => this.own.warn({ target: t.name, err: errorMessage(err) }, 'closing a first-factor target failed'))),
     );
   }
 }

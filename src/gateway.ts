@@ -49,7 +49,7 @@ export class Gateway {
     this.config = initial;
     const keys = new DataKeys(initial.masterKey);
     const config = (): GatewayConfig => this.config;
-    this.firstFactors = new FirstFactorRegistry(log.child({ module: 'directory' }));
+    this.firstFactors = new FirstFactorRegistry(log);
     this.firstFactors.apply(initial);
     if (initial.http.listen.length > 0) {
       this.loopDelay.enable();
@@ -81,7 +81,7 @@ export class Gateway {
     const releaseLock = await acquireLiveLock(config.store.sqlite.path);
     let store: Store | undefined;
     try {
-      const opened = await openStore(config.store, log.child({ module: 'store' }));
+      const opened = await openStore(config.store, log);
       store = opened;
       // Before the first request: logins then find users by name in memory.
       const index = await opened.indexUserNames();

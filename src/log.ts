@@ -47,6 +47,12 @@ export interface LogSettings {
   level: string;
 }
 
+/**
+ * One JSON object per line. A component binds its own `module` (and its name: `directory`,
+ * `upstream`, …) on the logger it is given, and hands that same logger, unbound, to the parts it
+ * builds: pino writes a child's bindings after its parent's without merging them, so a key bound
+ * at two levels appears twice in the line, which strict JSON consumers (Elasticsearch) refuse.
+ */
 export function createLogger(settings: LogSettings, destination?: DestinationStream): Logger {
   const options: LoggerOptions = {
     level: settings.level,

@@ -10,6 +10,7 @@ import { startNtfyFake } from '../fakes/ntfy.js';
 import { startTwilioFake } from '../fakes/twilio.js';
 import { startWebhookFake } from '../fakes/webhook.js';
 import { startGateway } from '../peers/gateway.js';
+import { linesWithDuplicateKeys } from '../peers/log-lines.js';
 import { freePort } from '../peers/ports.js';
 import { radclient, type PacketSpec, type RadclientReply } from '../peers/radclient.js';
 import { requirePeer } from '../peers/require-peer.js';
@@ -404,6 +405,7 @@ lockout: {max_failures: 0}
     for (const [name, value] of topics) t.notOk(logs.includes(value), `no ntfy topic of ${name}`);
     for (const number of [phoneOf(1), phoneOf(5)]) t.notOk(logs.includes(number), 'phone numbers only masked');
     t.match(logs, /\+\*+\d{4}/, 'masked numbers are');
+    t.same(linesWithDuplicateKeys(logs), [], 'every log line is JSON without a key twice (providers, verifier, store)');
     const verify = await gw.cli(['audit', 'verify']);
     t.equal(verify.code, 0, verify.stdout + verify.stderr);
   });

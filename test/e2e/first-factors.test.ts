@@ -6,6 +6,7 @@ import { AttributeType, Code, RadiusDecodeError, attr, decodePacket, encodeAcces
 import { startFreeRadius } from '../peers/freeradius.js';
 import { sendUdp } from '../peers/udp-client.js';
 import { startGateway } from '../peers/gateway.js';
+import { linesWithDuplicateKeys } from '../peers/log-lines.js';
 import { freePort } from '../peers/ports.js';
 import { radclient, type PacketSpec } from '../peers/radclient.js';
 import { requirePeer } from '../peers/require-peer.js';
@@ -169,6 +170,7 @@ lockout:
     t.ok(view.includes('frchallenge radius:fr challenge challenge_first_factor'), "upstream's challenge");
     t.ok(view.includes('frchallenge radius:fr accept accepted'), 'and the accept after both challenges');
     t.notOk(gw.allLogs().includes('Passw0rd-') || gw.allLogs().includes('Fr-Pass-') || gw.allLogs().includes('pin-2468') || gw.allLogs().includes(slapd.adminPassword) || gw.allLogs().includes(frSecret), 'no password or secret in the logs');
+    t.same(linesWithDuplicateKeys(gw.logs()), [], 'every log line is JSON without a key twice (store, directories, upstream)');
   });
 
   t.equal(await gw.stop(), 0, 'SIGTERM: exit 0');
