@@ -6,7 +6,7 @@ const fill = (octet: number, n: number): Buffer => Buffer.alloc(n, octet);
 const seq25 = Buffer.from(Array.from({ length: 25 }, (_, i) => i + 1));
 const text = (s: string): Buffer => Buffer.from(s, 'ascii');
 
-// RFC 2202 §2 (HMAC-MD5) and §3 (HMAC-SHA-1), RFC 4231 §4 (HMAC-SHA-256; case 5 is truncated, left out).
+// RFC 2202 §2 (HMAC-MD5) and §3 (HMAC-SHA-1), RFC 4231 §4 (HMAC-SHA-256 and -512; case 5 is truncated, left out).
 const vectors: Array<[DigestAlgorithm, Buffer, Buffer, string]> = [
   ['md5', fill(0x0b, 16), text('Hi There'), '9294727a3638bb1c13f48ef8158bfc9d'],
   ['md5', text('Jefe'), text('what do ya want for nothing?'), '750c783e6ab0b503eaa86e310a5db738'],
@@ -33,6 +33,17 @@ const vectors: Array<[DigestAlgorithm, Buffer, Buffer, string]> = [
     text('This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.'),
     '9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2',
   ],
+  ['sha512', fill(0x0b, 20), text('Hi There'), '87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854'],
+  ['sha512', text('Jefe'), text('what do ya want for nothing?'), '164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737'],
+  ['sha512', fill(0xaa, 20), fill(0xdd, 50), 'fa73b0089d56a284efb0f0756c890be9b1b5dbdd8ee81a3655f83e33b2279d39bf3e848279a722c806b485a47e67c807b946a337bee8942674278859e13292fb'],
+  ['sha512', seq25, fill(0xcd, 50), 'b0ba465637458c6990e5a8c5f61d4af7e576d97ff94b872de76f8050361ee3dba91ca5c11aa25eb4d679275cc5788063a5f19741120c4f2de2adebeb10a298dd'],
+  ['sha512', fill(0xaa, 131), text('Test Using Larger Than Block-Size Key - Hash Key First'), '80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f3526b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec8b915a985d786598'],
+  [
+    'sha512',
+    fill(0xaa, 131),
+    text('This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.'),
+    'e37b6a775dc87dbaa4dfa9f96e5e3ffddebd71f8867289865df5a32d20cdc944b6022cac3c4982b10d5eeb55c3e4de15134676fb6de0446065c97440fa8c6a58',
+  ],
 ];
 
 t.test('HMAC: the RFC 2202 and RFC 4231 test cases', async (t) => {
@@ -46,10 +57,10 @@ t.test('HMAC: the RFC 2202 and RFC 4231 test cases', async (t) => {
 
 t.test('HMAC and digests agree with createHmac/createHash on random keys and messages', async (t) => {
   let checked = 0;
-  for (const algorithm of ['md5', 'sha1', 'sha256'] as const) {
-    // Key lengths around the 64-octet block (0, shorter, equal, one more, much longer) and
-    // messages from empty to beyond Node's 4 KiB pool slices.
-    for (const keyLength of [0, 1, 16, 63, 64, 65, 200]) {
+  for (const algorithm of ['md5', 'sha1', 'sha256', 'sha512'] as const) {
+    // Key lengths around the 64- and 128-octet blocks (0, shorter, equal, one more, much longer)
+    // and messages from empty to beyond Node's 4 KiB pool slices.
+    for (const keyLength of [0, 1, 16, 63, 64, 65, 127, 128, 129, 200]) {
       for (const size of [0, 1, 20, 55, 64, 100, 4095, 4096, 5000]) {
         const key = randomBytes(keyLength);
         const message = randomBytes(size);
@@ -63,7 +74,7 @@ t.test('HMAC and digests agree with createHmac/createHash on random keys and mes
       }
     }
   }
-  t.equal(checked, 3 * 7 * 9, 'every combination compared');
+  t.equal(checked, 4 * 10 * 9, 'every combination compared');
 });
 
 t.test('HMAC leaves its key and input untouched', async (t) => {
