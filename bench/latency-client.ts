@@ -8,8 +8,8 @@ import type { AccessRequest } from './access-request.js';
 /**
  * Closed-loop RADIUS load: `concurrency` workers, each sends one Access-Request and waits for
  * its answer (or the timeout) before sending the next, so the figures are the server's
- * latency under that many requests in flight, not a queue's. One UDP socket, Ids 0–255
- * handed out round robin (never one still in flight).
+ * latency under that many requests in flight, not a queue's. One UDP socket, Ids 0–255 in
+ * turn (never one still in flight); all requests are encoded before the loop starts.
  */
 
 export interface LoadRequest {
@@ -146,11 +146,28 @@ export async function closedLoop(opts: ClosedLoopOptions): Promise<ClosedLoopRes
     throw new Error('no free RADIUS Id');
   };
 
+  // Every request is built before the clock starts, with the Id it will most likely go out
+  // with (i mod 256): TOTP codes, password hiding and Message-Authenticator are the load
+  // generator's work, and so is their garbage, whose collection pauses in this process would
+  // otherwise land inside the waits it measures (one login in flight, none path, rounds
+  // alternating with the former build-as-you-send client: p99 median 1.95 → 1.88 ms over 6 ×
+  // 2 000 logins, 1.84 → 1.75 ms over 5 × 5 000). A TOTP code stays valid through the step
+  // after its own (the gateway's default window), longer than any loop here takes.
+  const prepared = Array.from({ length: opts.requests }, (_, i) => {
+    const { user, password } = opts.request(i);
+    return { user, password, request: encodeAccessRequest(i & 0xff, secret, user, password) };
+  });
+
   const sendOne = (i: number): Promise<void> =>
     new Promise((resolve) => {
-      const { user, password } = opts.request(i);
-      const id = takeId();
-      const request = encodeAccessRequest(id, secret, user, password);
+      const ready = prepared[i]!;
+      let request = ready.request;
+      let id = i & 0xff;
+      // Still in flight only if a request 256 earlier was lost and is waiting out its timeout.
+      if (inFlight.has(id)) {
+        id = takeId();
+        request = encodeAccessRequest(id, secret, ready.user, ready.password);
+      }
       const entry: InFlight = {
         request,
         sentAt: performance.now(),
