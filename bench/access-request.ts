@@ -2,9 +2,12 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { digest } from '../src/crypto/digest.js';
 
 /**
- * A minimal Access-Request encoder for the load generator, self-contained so the anchor
- * benchmark does not depend on the gateway's codec (a later change may switch to
- * src/radius/codec). RFC 2865 §5.2 User-Password hiding, RFC 3579 §3.2 Message-Authenticator.
+ * A minimal Access-Request encoder for the load generator, independent of the gateway's codec so
+ * a codec bug cannot agree with itself (a later change may switch to src/radius/codec). RFC 2865
+ * §5.2 User-Password hiding, RFC 3579 §3.2 Message-Authenticator. Encoding runs before the clock
+ * starts (latency-client.ts) and keeps node:crypto's hash objects; the reply check runs inside the
+ * measured loop and uses the one-shot digest of src/crypto/digest.ts (no object per reply; itself
+ * checked against createHash in test/crypto/digest.test.ts).
  */
 
 export const ACCESS_REQUEST = 1;
