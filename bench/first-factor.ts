@@ -9,7 +9,7 @@ import { startSlapd, type RunningSlapd } from '../test/peers/slapd.js';
 import { tempDir } from '../test/peers/temp.js';
 import { closedLoop, loopResult, mergeResults, percentileOfSorted, type ClosedLoopResult } from './latency-client.js';
 import { provision, totpOf } from './radius-gateway.js';
-import { median, ms, rate, summaryLine, waitForQuiet } from './report.js';
+import { median, ms, processCpuMs, rate, summaryLine, waitForQuiet } from './report.js';
 
 const percentile = (values: readonly number[], p: number): number => percentileOfSorted(Float64Array.from(values).sort(), p);
 
@@ -28,6 +28,8 @@ export interface FirstFactorBenchOptions {
   quietWaitMs: number;
   /** store.sqlite.fsync_before_reply of the gateway (default: its own, true). */
   fsyncBeforeReply?: boolean;
+  /** Node.js options for the gateway process (BENCH_GATEWAY_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
+  gatewayNodeArgs?: string[];
 }
 
 const CONCURRENCY = [1, 20] as const;
@@ -99,6 +101,7 @@ export async function firstFactorBench(opts: FirstFactorBenchOptions): Promise<s
     const radiusPort = await freePort('udp');
     gw = await startGateway({
       dir: dir.path,
+      ...(opts.gatewayNodeArgs === undefined ? {} : { nodeArgs: opts.gatewayNodeArgs }),
       configYaml: `data_dir: ${JSON.stringify(dataDir)}
 log: {level: warn}
 radius:
@@ -150,13 +153,18 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
     }
     await directBinds(slapd, ca, 1, total + 1, WARMUP);
     await toFreeRadius(1, total + 1, WARMUP);
-    const row = (what: string, anchorName: string, g: ClosedLoopResult, a: ClosedLoopResult, anchorNote: string): string =>
+    const row = (what: string, anchorName: string, g: ClosedLoopResult, a: ClosedLoopResult, gatewayCpuMs: number, anchorNote: string): string =>
       summaryLine({
         what,
         gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
         anchor: `${anchorName} ${rate(a.reqPerSec)} p50 ${ms(a.p50Ms)} p99 ${ms(a.p99Ms)}`,
         ratio: g.reqPerSec / a.reqPerSec,
-        notes: [`p99 added ${ms(g.p99Ms - a.p99Ms)} (goal < 2 ms)`, `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, anchorNote],
+        notes: [
+          `p99 added ${ms(g.p99Ms - a.p99Ms)} (goal < 2 ms)`,
+          `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`,
+          `gateway CPU per login ${Math.round((1000 * gatewayCpuMs) / g.requests)} µs (all its threads)`,
+          anchorNote,
+        ],
       });
 
     /**
@@ -169,16 +177,20 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
       first: number,
       gatewayPart: (first: number, n: number) => Promise<ClosedLoopResult>,
       anchorPart: (first: number, n: number) => Promise<ClosedLoopResult>,
-    ): Promise<[ClosedLoopResult, ClosedLoopResult]> => {
+    ): Promise<[ClosedLoopResult, ClosedLoopResult, number]> => {
       const per = Math.ceil(opts.requests / ROUNDS);
       const g: ClosedLoopResult[] = [];
       const a: ClosedLoopResult[] = [];
+      /** The gateway process's CPU time (ms) during its own rounds. */
+      let gatewayCpuMs = 0;
       for (let done = 0; done < opts.requests; done += per) {
         const n = Math.min(per, opts.requests - done);
+        const cpuBefore = processCpuMs(gw!.pid);
         g.push(await gatewayPart(first + done, n));
+        gatewayCpuMs += processCpuMs(gw!.pid) - cpuBefore;
         a.push(await anchorPart(first + done, n));
       }
-      return [mergeResults(g), mergeResults(a)];
+      return [mergeResults(g), mergeResults(a), gatewayCpuMs];
     };
 
     /** The measured blocks (their first user), for the per-step timings from the audit below. */
@@ -188,26 +200,26 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
       const first = 1 + opts.requests * block++;
       blocks.push({ label: `LDAP, ${concurrency} in flight`, first });
       await waitForQuiet(5, opts.quietWaitMs);
-      const [g, a] = await alternating(
+      const [g, a, cpuMs] = await alternating(
         first,
         (f, n) => throughGateway('127.0.0.1', concurrency, f, n),
         (f, n) => directBinds(slapd!, ca, concurrency, f, n),
       );
       const what = `LDAP first factor (slapd over LDAPS, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`;
-      lines.push(row(what, 'direct simple binds', g, a, `direct binds failed ${a.rejected}`));
+      lines.push(row(what, 'direct simple binds', g, a, cpuMs, `direct binds failed ${a.rejected}`));
     }
     for (const concurrency of CONCURRENCY) {
       const first = 1 + opts.requests * block++;
       blocks.push({ label: `upstream, ${concurrency} in flight`, first });
       await waitForQuiet(5, opts.quietWaitMs);
       // The gateway's upstream client sends from 127.0.0.1; the load comes from 127.0.0.2 (client nas-upstream).
-      const [g, a] = await alternating(
+      const [g, a, cpuMs] = await alternating(
         first,
         (f, n) => throughGateway('127.0.0.2', concurrency, f, n),
         (f, n) => toFreeRadius(concurrency, f, n),
       );
       const what = `upstream RADIUS first factor (FreeRADIUS PAP, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`;
-      lines.push(row(what, 'FreeRADIUS direct', g, a, `FreeRADIUS accepted ${a.accepted}/${a.requests}`));
+      lines.push(row(what, 'FreeRADIUS direct', g, a, cpuMs, `FreeRADIUS accepted ${a.accepted}/${a.requests}`));
     }
     // Why anything was not accepted, from the gateway's own audit.
     const exported = await gw.cli(['audit', 'export', '--format', 'json']);

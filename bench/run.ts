@@ -13,7 +13,7 @@ import { freeradiusVersion, machine } from './report.js';
  * line each on stdout; the lines and the machine also go to bench/results/latest.json.
  * Environment: BENCH_USERS (20000), BENCH_PER_FILE (5000), BENCH_RUNS (3), BENCH_CLOSED (5000),
  * BENCH_QUIET_WAIT_MS (30000), BENCH_FIRST_FACTOR_REQUESTS (5000),
- * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_MEMORY_USERS (1000000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway, e.g. to profile it),
+ * BENCH_SYNC_USERS (100000), BENCH_SYNC_CHANGED (1000), BENCH_MEMORY_USERS (1000000), BENCH_GATEWAY_NODE_ARGS (Node.js options for the gateway of the gateway-cost and first-factor runs, e.g. to profile it),
  * BENCH_FSYNC_BEFORE_REPLY=0 (the gateway answers at commit, without waiting for the fsync).
  * BENCH_PUSHES (10000: logins waiting on a push at once).
  * BENCH_ONLY=gateway | pushes | first-factor | sync | memory: only that benchmark.
@@ -25,6 +25,8 @@ async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY;
   const fsync = process.env.BENCH_FSYNC_BEFORE_REPLY === '0' ? { fsyncBeforeReply: false } : {};
   const quietWaitMs = env('BENCH_QUIET_WAIT_MS', 30000);
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const gatewayNodeArgs = nodeArgs.length > 0 ? { gatewayNodeArgs: nodeArgs } : {};
   /** The benchmarks in the order they run; BENCH_ONLY picks one. */
   const sections: Array<[string, () => Promise<string[]>]> = [
     [
@@ -36,12 +38,12 @@ async function main(): Promise<void> {
           runs: env('BENCH_RUNS', 3),
           closedRequests: env('BENCH_CLOSED', 5000),
           quietWaitMs,
-          ...(process.env.BENCH_GATEWAY_NODE_ARGS ? { gatewayNodeArgs: process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean) } : {}),
+          ...gatewayNodeArgs,
           ...fsync,
         }),
     ],
     ['pushes', () => pendingPushesBench(env('BENCH_PUSHES', 10_000))],
-    ['first-factor', () => firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 5000), quietWaitMs, ...fsync })],
+    ['first-factor', () => firstFactorBench({ requests: env('BENCH_FIRST_FACTOR_REQUESTS', 5000), quietWaitMs, ...gatewayNodeArgs, ...fsync })],
     ['sync', () => directorySyncBench()],
     ['memory', () => userMemoryBench(env('BENCH_MEMORY_USERS', 1_000_000))],
   ];

@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { randomOctets } from '../crypto/random.js';
 
 /**
  * Audit record ids: UUID version 7 (RFC 9562 §5.7), time-ordered, so each new id lands at the
@@ -7,24 +7,11 @@ import { randomFillSync } from 'node:crypto';
  * this process keep increasing: rand_a holds a 12-bit counter seeded at random each millisecond
  * (RFC 9562 §6.2, method 1), and a counter overflow borrows the next millisecond.
  */
-const POOL_SIZE = 8 * 1024;
-const pool = Buffer.allocUnsafe(POOL_SIZE);
-let poolOffset = POOL_SIZE;
 let lastMs = -1;
 let counter = 0;
 
-function randomBytes(n: number): Buffer {
-  if (poolOffset + n > POOL_SIZE) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const out = pool.subarray(poolOffset, poolOffset + n);
-  poolOffset += n;
-  return out;
-}
-
 export function newAuditId(now: number = Date.now()): string {
-  const rand = randomBytes(10);
+  const rand = randomOctets(10);
   if (now > lastMs) {
     lastMs = now;
     // Seeded below 2^11 so a burst in one millisecond has room to count up.

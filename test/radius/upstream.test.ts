@@ -480,6 +480,36 @@ void t.test('500 concurrent forwards are all answered, each with its own answer'
   t.match(queued.status()[0], { inFlight: 0, queued: 0 });
 });
 
+void t.test('a forward queued for an identifier of the next server leaves that queue when a late answer settles it', async (t) => {
+  // Timeline (ms): 0 the forward goes to `late`, which answers at 1350; 700 the second server's
+  // 256 identifiers are taken by forwards pinned to it (it never answers; they give up at 1700);
+  // 1000 the forward fails over to it and queues; 1350 the late answer settles the forward.
+  const started = performance.now();
+  const late = await startFake(t, (request, send) => {
+    if (late.received.length > 1) return; // the retransmission
+    const answer = encodeReply(request, Code.AccessAccept, [attr.text(AttributeType.ReplyMessage, 'late but valid')], secret);
+    setTimeout(() => send(answer), 1350 - (performance.now() - started));
+  });
+  const silent = await startFake(t, () => undefined);
+  const u = upstream(t, [late.server, silent.server], captureLog().log, { timeoutMs: 500, tries: 2, maxSocketsPerServer: 1 });
+
+  const forward = timed(u.forward({ username: 'alice', password: Buffer.from(ALICE_PASSWORD), attributes: NAS_ATTRIBUTES }));
+  await sleep(700);
+  const label = `127.0.0.1:${silent.server.port}`;
+  const pinned = Array.from({ length: 256 }, () => unavailable(u.forward({ username: 'bob', password: Buffer.from('x'), attributes: NAS_ATTRIBUTES, server: label })));
+  await sleep(450);
+  t.match(u.status()[1], { server: label, inFlight: 256, queued: 1 }, 'failed over, waiting for an identifier of the second server');
+
+  const { value, ms } = await forward;
+  t.equal(value.code, 'accept');
+  t.equal(value.server, `127.0.0.1:${late.server.port}`, 'the first server’s late answer');
+  t.ok(ms < 1650, `answered at ${Math.round(ms)} ms, before any identifier came free`);
+  t.match(u.status()[1], { inFlight: 256, queued: 0 }, 'its place in the queue given up at once');
+  t.equal((await Promise.all(pinned)).filter((e) => e === undefined).length, 0, 'the pinned forwards time out');
+  t.match(u.status()[1], { inFlight: 0, queued: 0 });
+  t.equal(silent.received.length, 256 * 2, 'the settled forward never sent to the second server');
+});
+
 void t.test('options are checked', async (t) => {
   const log = captureLog().log;
   const server = { host: '127.0.0.1', port: 1812, secret: Buffer.from(SECRET) };

@@ -3,11 +3,12 @@
  *
  * - Access-Request / Status-Server: random (RFC 2865 §3, RFC 5997 §3). It is the only freshness
  *   those packets have and it keys User-Password hiding, so it must be unpredictable and never
- *   reused with the same secret: always crypto.randomBytes.
+ *   reused with the same secret: always from the CSPRNG (crypto/random.ts).
  * - Replies: Response Authenticator = MD5(Code+ID+Length+RequestAuth+Attributes+Secret) (RFC 2865 §3).
  * - Accounting-Request: MD5(Code+ID+Length+16 zero octets+Attributes+Secret) (RFC 2866 §3).
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { randomOctets } from '../../crypto/random.js';
 import { digest } from '../../crypto/digest.js';
 import { AUTHENTICATOR_LENGTH, HEADER_LENGTH, MIN_PACKET_LENGTH } from './packet.js';
 import type { RadiusPacket } from './packet.js';
@@ -15,7 +16,7 @@ import type { RadiusPacket } from './packet.js';
 const ZERO_AUTHENTICATOR = Buffer.alloc(AUTHENTICATOR_LENGTH);
 
 export function randomAuthenticator(): Buffer {
-  return randomBytes(AUTHENTICATOR_LENGTH);
+  return randomOctets(AUTHENTICATOR_LENGTH);
 }
 
 /** MD5 over `raw` with its Authenticator field replaced by `authenticatorField`, then the secret. */
