@@ -9,7 +9,7 @@ import { startSlapd, type RunningSlapd } from '../test/peers/slapd.js';
 import { tempDir } from '../test/peers/temp.js';
 import { closedLoop, loopResult, mergeResults, percentileOfSorted, type ClosedLoopResult } from './latency-client.js';
 import { provision, totpOf } from './radius-gateway.js';
-import { median, ms, processCpuMs, rate, summaryLine, waitForQuiet } from './report.js';
+import { median, ms, processCpuMs, rate, stealMeter, stealNote, summaryLine, waitForQuiet } from './report.js';
 
 const percentile = (values: readonly number[], p: number): number => percentileOfSorted(Float64Array.from(values).sort(), p);
 
@@ -153,7 +153,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
     }
     await directBinds(slapd, ca, 1, total + 1, WARMUP);
     await toFreeRadius(1, total + 1, WARMUP);
-    const row = (what: string, anchorName: string, g: ClosedLoopResult, a: ClosedLoopResult, gatewayCpuMs: number, anchorNote: string): string =>
+    const row = (what: string, anchorName: string, g: ClosedLoopResult, a: ClosedLoopResult, gatewayCpuMs: number, stealPct: number, anchorNote: string): string =>
       summaryLine({
         what,
         gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
@@ -164,6 +164,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
           `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`,
           `gateway CPU per login ${Math.round((1000 * gatewayCpuMs) / g.requests)} µs (all its threads)`,
           anchorNote,
+          stealNote(stealPct),
         ],
       });
 
@@ -177,7 +178,8 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
       first: number,
       gatewayPart: (first: number, n: number) => Promise<ClosedLoopResult>,
       anchorPart: (first: number, n: number) => Promise<ClosedLoopResult>,
-    ): Promise<[ClosedLoopResult, ClosedLoopResult, number]> => {
+    ): Promise<[ClosedLoopResult, ClosedLoopResult, number, number]> => {
+      const steal = stealMeter();
       const per = Math.ceil(opts.requests / ROUNDS);
       const g: ClosedLoopResult[] = [];
       const a: ClosedLoopResult[] = [];
@@ -190,7 +192,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
         gatewayCpuMs += processCpuMs(gw!.pid) - cpuBefore;
         a.push(await anchorPart(first + done, n));
       }
-      return [mergeResults(g), mergeResults(a), gatewayCpuMs];
+      return [mergeResults(g), mergeResults(a), gatewayCpuMs, steal()];
     };
 
     /** The measured blocks (their first user), for the per-step timings from the audit below. */
@@ -200,26 +202,26 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
       const first = 1 + opts.requests * block++;
       blocks.push({ label: `LDAP, ${concurrency} in flight`, first });
       await waitForQuiet(5, opts.quietWaitMs);
-      const [g, a, cpuMs] = await alternating(
+      const [g, a, cpuMs, stealPct] = await alternating(
         first,
         (f, n) => throughGateway('127.0.0.1', concurrency, f, n),
         (f, n) => directBinds(slapd!, ca, concurrency, f, n),
       );
       const what = `LDAP first factor (slapd over LDAPS, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`;
-      lines.push(row(what, 'direct simple binds', g, a, cpuMs, `direct binds failed ${a.rejected}`));
+      lines.push(row(what, 'direct simple binds', g, a, cpuMs, stealPct, `direct binds failed ${a.rejected}`));
     }
     for (const concurrency of CONCURRENCY) {
       const first = 1 + opts.requests * block++;
       blocks.push({ label: `upstream, ${concurrency} in flight`, first });
       await waitForQuiet(5, opts.quietWaitMs);
       // The gateway's upstream client sends from 127.0.0.1; the load comes from 127.0.0.2 (client nas-upstream).
-      const [g, a, cpuMs] = await alternating(
+      const [g, a, cpuMs, stealPct] = await alternating(
         first,
         (f, n) => throughGateway('127.0.0.2', concurrency, f, n),
         (f, n) => toFreeRadius(concurrency, f, n),
       );
       const what = `upstream RADIUS first factor (FreeRADIUS PAP, password + inline TOTP), ${concurrency} in flight, ${opts.requests} distinct users`;
-      lines.push(row(what, 'FreeRADIUS direct', g, a, cpuMs, `FreeRADIUS accepted ${a.accepted}/${a.requests}`));
+      lines.push(row(what, 'FreeRADIUS direct', g, a, cpuMs, stealPct, `FreeRADIUS accepted ${a.accepted}/${a.requests}`));
     }
     // Why anything was not accepted, from the gateway's own audit.
     const exported = await gw.cli(['audit', 'export', '--format', 'json']);

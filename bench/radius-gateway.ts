@@ -11,7 +11,7 @@ import { freePort } from '../test/peers/ports.js';
 import { tempDir } from '../test/peers/temp.js';
 import { makePacketFiles, radclientLoad, startAnchor, udpRcvbufErrors, type Anchor, type LoadResult } from './anchor-freeradius.js';
 import { closedLoop, type ClosedLoopResult } from './latency-client.js';
-import { median, ms, processCpuMs, rate, summaryLine, waitForQuiet } from './report.js';
+import { median, ms, processCpuMs, rate, stealMeter, stealNote, summaryLine, waitForQuiet } from './report.js';
 
 /**
  * BENCHMARKS.md, RADIUS "gateway cost": the gateway with first factor `none` and an inline TOTP
@@ -133,13 +133,17 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
       return [result, ((processCpuMs(pid) - before) * 1000) / Math.max(1, result.requests)];
     };
     const busy: string[] = [];
+    /** Steal over the measured runs only (the quiet waits between them add idle time, which steals nothing). */
+    let stealPct = 0;
     for (let run = 1; run <= opts.runs; run++) {
       const quiet = await waitForQuiet(5, opts.quietWaitMs);
       if (!quiet.quiet) busy.push(`run ${run} began ${quiet.busyPct.toFixed(0)}% busy`);
       const before = udpRcvbufErrors();
       const files = gatewayFiles(block * run + 1);
+      const steal = stealMeter();
       const [g, gCpu] = await measured(gatewayPid, () => radclientLoad({ ...gwTarget, files, parallel: 250 }));
       const [a, aCpu] = await measured(anchorPid, () => radclientLoad({ ...anchorTarget, files: anchorFiles, parallel: 250 }));
+      stealPct = Math.max(stealPct, steal());
       row.gatewayCpuUs.push(gCpu);
       row.anchorCpuUs.push(aCpu);
       row.rcvbufErrors += udpRcvbufErrors() - before;
@@ -166,6 +170,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
           // The ratio's cause, steadier than req/s on a shared machine (radclient busy-polls one core).
           `CPU per request (server process, all threads; median) gateway ${median(row.gatewayCpuUs).toFixed(0)} µs, FreeRADIUS ${median(row.anchorCpuUs).toFixed(0)} µs`,
           `Udp RcvbufErrors +${row.rcvbufErrors}`,
+          `${stealNote(stealPct)} (the most of any run)`,
           ...busy,
         ],
       }),
@@ -176,6 +181,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
       await waitForQuiet(5, opts.quietWaitMs);
       const first = next;
       next += opts.closedRequests;
+      const steal = stealMeter();
       const g: ClosedLoopResult = await closedLoop({
         ...gwTarget,
         concurrency,
@@ -194,7 +200,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
           gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
           anchor: `${rate(a.reqPerSec)} p50 ${ms(a.p50Ms)} p99 ${ms(a.p99Ms)}`,
           ratio: g.reqPerSec / a.reqPerSec,
-          notes: [`gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, `p99 added ${ms(Math.max(0, g.p99Ms - a.p99Ms))}`],
+          notes: [`gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, `p99 added ${ms(g.p99Ms - a.p99Ms)}`, stealNote(steal())],
         }),
       );
     }

@@ -37,13 +37,29 @@ export function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
 }
 
-function cpuTimes(): { busy: number; total: number } {
+function cpuTimes(): { busy: number; total: number; steal: number } {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   const fields = cpu.trim().split(/\s+/).slice(1).map(Number);
   const total = fields.slice(0, 8).reduce((a, b) => a + b, 0); // user … steal; guest is inside user
   const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  return { busy: total - idle, total };
+  return { busy: total - idle, total, steal: fields[7] ?? 0 };
 }
+
+/**
+ * Starts counting the machine's steal time (/proc/stat: what the hypervisor ran elsewhere while
+ * this virtual machine had work). The returned function gives it since the start, as a % of all
+ * CPU time. waitForQuiet cannot see it beforehand (an idle guest is stolen nothing), yet a few %
+ * during a run stretches every wait the run measures: one to report beside the row.
+ */
+export function stealMeter(): () => number {
+  const start = cpuTimes();
+  return () => {
+    const now = cpuTimes();
+    return now.total === start.total ? 0 : (100 * (now.steal - start.steal)) / (now.total - start.total);
+  };
+}
+
+export const stealNote = (pct: number): string => `host steal ${pct.toFixed(1)}% of CPU time during the row`;
 
 export interface Quiet {
   quiet: boolean;
@@ -69,7 +85,7 @@ export async function waitForQuiet(maxBusyPct = 5, maxWaitMs = 60000): Promise<Q
 
 const fmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 export const rate = (reqPerSec: number): string => `${fmt.format(reqPerSec)} req/s`;
-export const ms = (value: number): string => `${value < 1 ? value.toFixed(3) : value.toFixed(2)} ms`;
+export const ms = (value: number): string => `${Math.abs(value) < 1 ? value.toFixed(3) : value.toFixed(2)} ms`;
 
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
