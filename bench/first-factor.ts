@@ -8,6 +8,7 @@ import { freePort } from '../test/peers/ports.js';
 import { startSlapd, type RunningSlapd } from '../test/peers/slapd.js';
 import { tempDir } from '../test/peers/temp.js';
 import { closedLoop, loopResult, mergeResults, percentileOfSorted, type ClosedLoopResult } from './latency-client.js';
+import { DiskSyncProbe } from './disk-sync.js';
 import { provision, totpOf } from './radius-gateway.js';
 import { median, ms, processCpuMs, rate, stealMeter, stealNote, summaryLine, waitForQuiet } from './report.js';
 
@@ -153,6 +154,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
     }
     await directBinds(slapd, ca, 1, total + 1, WARMUP);
     await toFreeRadius(1, total + 1, WARMUP);
+    const disk = new DiskSyncProbe(dataDir);
     const row = (what: string, anchorName: string, g: ClosedLoopResult, a: ClosedLoopResult, gatewayCpuMs: number, stealPct: number, anchorNote: string): string =>
       summaryLine({
         what,
@@ -164,6 +166,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
           `gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`,
           `gateway CPU per login ${Math.round((1000 * gatewayCpuMs) / g.requests)} µs (all its threads)`,
           anchorNote,
+          disk.take(),
           stealNote(stealPct),
         ],
       });
@@ -190,6 +193,7 @@ ${opts.fsyncBeforeReply === undefined ? '' : `store: {sqlite: {fsync_before_repl
         const cpuBefore = processCpuMs(gw!.pid);
         g.push(await gatewayPart(first + done, n));
         gatewayCpuMs += processCpuMs(gw!.pid) - cpuBefore;
+        disk.sample(200);
         a.push(await anchorPart(first + done, n));
       }
       return [mergeResults(g), mergeResults(a), gatewayCpuMs, steal()];

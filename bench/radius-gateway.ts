@@ -11,6 +11,7 @@ import { freePort } from '../test/peers/ports.js';
 import { tempDir } from '../test/peers/temp.js';
 import { makePacketFiles, radclientLoad, startAnchor, udpRcvbufErrors, type Anchor, type LoadResult } from './anchor-freeradius.js';
 import { closedLoop, type ClosedLoopResult } from './latency-client.js';
+import { DiskSyncProbe } from './disk-sync.js';
 import { median, ms, processCpuMs, rate, stealMeter, stealNote, summaryLine, waitForQuiet } from './report.js';
 
 /**
@@ -177,6 +178,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
     );
 
     let next = block * closedBlock + 1;
+    const disk = new DiskSyncProbe(join(dir.path, 'data'));
     for (const concurrency of [1, 20]) {
       await waitForQuiet(5, opts.quietWaitMs);
       const first = next;
@@ -188,6 +190,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
         requests: opts.closedRequests,
         request: (i) => ({ user: user(first + i), password: totpOf(first + i).generate() }),
       });
+      disk.sample(1000);
       const a: ClosedLoopResult = await closedLoop({
         ...anchorTarget,
         concurrency,
@@ -200,7 +203,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
           gateway: `${rate(g.reqPerSec)} p50 ${ms(g.p50Ms)} p99 ${ms(g.p99Ms)}`,
           anchor: `${rate(a.reqPerSec)} p50 ${ms(a.p50Ms)} p99 ${ms(a.p99Ms)}`,
           ratio: g.reqPerSec / a.reqPerSec,
-          notes: [`gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, `p99 added ${ms(g.p99Ms - a.p99Ms)}`, stealNote(steal())],
+          notes: [`gateway accepted ${g.accepted}/${g.requests}, lost ${g.lost}`, `p99 added ${ms(g.p99Ms - a.p99Ms)}`, disk.take(), stealNote(steal())],
         }),
       );
     }
