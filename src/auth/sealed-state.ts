@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomOctets } from '../crypto/random.js';
 import type { DataKeys } from '../crypto/keys.js';
 import { SEAL_OVERHEAD, seal, unseal } from '../crypto/seal.js';
 import { SealError } from '../errors.js';
@@ -41,7 +41,7 @@ const CONTEXT = 'radius-state';
 export const MAX_STATE_LENGTH = 253;
 
 export function newNonce(): string {
-  return randomBytes(12).toString('base64url');
+  return randomOctets(12).toString('base64url');
 }
 
 export function sealState(keys: DataKeys, state: ChallengeState): Buffer {
