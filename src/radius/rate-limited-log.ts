@@ -2,7 +2,8 @@ import type { Logger } from '../log.js';
 
 /**
  * At most `perMinute` lines per key per minute, then one line saying how many were suppressed:
- * a flood of bad packets must not become a flood of log lines.
+ * a flood of bad packets, or of requests that all fail the same way, must not become a flood of
+ * log lines.
  */
 export class RateLimitedLog {
   private readonly windows = new Map<string, { start: number; count: number; suppressed: number }>();
@@ -10,19 +11,29 @@ export class RateLimitedLog {
   constructor(
     private readonly log: Logger,
     private readonly perMinute: number,
+    private readonly now: () => number = Date.now,
   ) {}
 
   warn(key: string, obj: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
+    this.line('warn', key, obj, msg);
+  }
+
+  error(key: string, obj: Record<string, unknown>, msg: string): void {
+    this.line('error', key, obj, msg);
+  }
+
+  private line(level: 'warn' | 'error', key: string, obj: Record<string, unknown>, msg: string): void {
+    const now = this.now();
     let w = this.windows.get(key);
     if (!w || now - w.start >= 60_000) {
-      if (w && w.suppressed > 0) this.log.warn({ key, suppressed: w.suppressed }, `${msg} (suppressed lines in the last minute)`);
+      // `kind`, not `key`: the logger redacts every field named key.
+      if (w && w.suppressed > 0) this.log[level]({ kind: key, suppressed: w.suppressed }, `${msg} (suppressed lines in the last minute)`);
       w = { start: now, count: 0, suppressed: 0 };
       this.windows.set(key, w);
     }
     if (w.count < this.perMinute) {
       w.count++;
-      this.log.warn(obj, msg);
+      this.log[level](obj, msg);
     } else {
       w.suppressed++;
     }

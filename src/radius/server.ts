@@ -2,7 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { AuthFlow } from '../auth/flow.js';
 import type { GatewayConfig, ResolvedClient } from '../config/config.js';
-import { ListenError, errorMessage } from '../errors.js';
+import { GatewayError, ListenError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { canonicalAddress, ClientTable } from './clients.js';
@@ -235,7 +235,9 @@ export class RadiusServer {
         // No answer without an audit record: forget the request so the NAS's retry is processed afresh.
         this.duplicates.forget(key);
         this.counters.dropped.fault++;
-        this.log.error({ err: errorMessage(err), from: `${rinfo.address}:${rinfo.port}` }, 'access-request not answered');
+        // Rate-limited per error code: a store that cannot write (disk full) fails every request alike.
+        const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
+        this.dropLog.error(`fault|${code}`, { errorCode: code, err: errorMessage(err), from: `${rinfo.address}:${rinfo.port}` }, 'access-request not answered');
       }
     })();
     this.inFlight.add(work);
