@@ -58,9 +58,22 @@ export function createLogger(settings: LogSettings, destination?: DestinationStr
     level: settings.level,
     base: { pid: process.pid },
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    serializers: { err: serializeError },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return destination ? pino(options, destination) : pino(options);
+}
+
+/**
+ * pino's error serializer, with the error's `code` (a GatewayError's stable code, a system error's
+ * ENOSPC or ECONNREFUSED) written as `errorCode`: the redaction of `*.code`, there for one-time
+ * codes, would otherwise print every logged error's code as "[redacted]".
+ */
+function serializeError(err: unknown): unknown {
+  const out: unknown = pino.stdSerializers.err(err as Error);
+  if (typeof out !== 'object' || out === null || !('code' in out)) return out;
+  const { code, ...rest } = out as Record<string, unknown>;
+  return { ...rest, errorCode: code };
 }
 
 /** A logger that drops everything, for CLI commands and tests that do not care. */
