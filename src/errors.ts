@@ -119,6 +119,11 @@ export class InternalError extends GatewayError {
   readonly code = 'GW_ERR_INTERNAL';
 }
 
+/** The stable code of a fault: a GatewayError's own, anything else counts as GW_ERR_INTERNAL. */
+export function errorCode(err: unknown): string {
+  return err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { GatewayError, errorMessage } from '../errors.js';
+import { GatewayError, errorCode, errorMessage } from '../errors.js';
 import type { AuthAttempt } from './attempt.js';
 import type { FlowContext, FlowDeps, Step } from './context.js';
 import { Decision } from './decision.js';
@@ -100,7 +100,7 @@ export class AuthFlow {
    * a second factor whose service is down, never a first factor that was not checked.
    */
   private fault(ctx: FlowContext, err: unknown): Decision {
-    const raw = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
+    const raw = errorCode(err);
     this.deps.log.error({ attemptId: ctx.attempt.id, errorCode: raw, err: errorMessage(err) }, 'fault during attempt');
     // A cloud provider down is the same kind of fault as a directory or upstream down.
     const code = raw === 'GW_ERR_PROVIDER_UNAVAILABLE' ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : raw;

@@ -2,7 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { AuthFlow } from '../auth/flow.js';
 import type { GatewayConfig, ResolvedClient } from '../config/config.js';
-import { GatewayError, ListenError, errorMessage } from '../errors.js';
+import { ListenError, errorCode, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { canonicalAddress, ClientTable } from './clients.js';
@@ -236,7 +236,7 @@ export class RadiusServer {
         this.duplicates.forget(key);
         this.counters.dropped.fault++;
         // Rate-limited per error code: a store that cannot write (disk full) fails every request alike.
-        const code = err instanceof GatewayError ? err.code : 'GW_ERR_INTERNAL';
+        const code = errorCode(err);
         this.dropLog.error(`fault|${code}`, { errorCode: code, err: errorMessage(err), from: `${rinfo.address}:${rinfo.port}` }, 'access-request not answered');
       }
     })();
