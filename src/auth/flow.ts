@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { GatewayError, errorCode, errorMessage } from '../errors.js';
+import { RateLimitedLog } from '../rate-limited-log.js';
 import type { AuthAttempt } from './attempt.js';
 import type { FlowContext, FlowDeps, Step } from './context.js';
 import { Decision } from './decision.js';
@@ -11,6 +12,8 @@ import { firstFactor } from './steps/first-factor.js';
 import { exemptions } from './steps/exemptions.js';
 import { applyLockout, applyRemember, auditEntry } from './steps/outcome.js';
 import { secondFactor } from './steps/second-factor.js';
+
+const FAULT_LINES_PER_MINUTE = 10;
 
 /** The steps in order. A feature is a step, never an `if (protocol === …)`. */
 const STEPS: readonly Step[] = [clientPolicy, findUser, accountStatus, firstFactor, exemptions, secondFactor];
@@ -29,8 +32,15 @@ export class UnknownClientError extends GatewayError {
  */
 export class AuthFlow {
   private readonly firstFactorChallenges = new FirstFactorChallenges();
+  /**
+   * Fault lines, at most FAULT_LINES_PER_MINUTE per error code: in an outage (directory down,
+   * disk full) every attempt fails the same way, and each already has its audit record.
+   */
+  private readonly faultLog: RateLimitedLog;
 
-  constructor(private readonly deps: FlowDeps) {}
+  constructor(private readonly deps: FlowDeps) {
+    this.faultLog = new RateLimitedLog(deps.log, FAULT_LINES_PER_MINUTE, () => deps.now?.() ?? Date.now());
+  }
 
   async run(attempt: AuthAttempt): Promise<Decision> {
     const started = performance.now();
@@ -101,7 +111,7 @@ export class AuthFlow {
    */
   private fault(ctx: FlowContext, err: unknown): Decision {
     const raw = errorCode(err);
-    this.deps.log.error({ attemptId: ctx.attempt.id, errorCode: raw, err: errorMessage(err) }, 'fault during attempt');
+    this.faultLog.error(raw, { attemptId: ctx.attempt.id, errorCode: raw, err: errorMessage(err) }, 'fault during attempt');
     // A cloud provider down is the same kind of fault as a directory or upstream down.
     const code = raw === 'GW_ERR_PROVIDER_UNAVAILABLE' ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : raw;
     if (ctx.firstFactorPassed && ctx.policy.fail_mode === 'safe' && code === 'GW_ERR_UPSTREAM_UNAVAILABLE') {

@@ -22,7 +22,7 @@ import {
 } from './codec/index.js';
 import { DuplicateCache } from './duplicates.js';
 import { toAttempt, toReply } from './front-end.js';
-import { RateLimitedLog } from './rate-limited-log.js';
+import { RateLimitedLog } from '../rate-limited-log.js';
 
 export type DropReason =
   | 'unknown_client'

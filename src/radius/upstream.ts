@@ -100,7 +100,7 @@ import {
   type RadiusAttribute,
   type RadiusPacket,
 } from './codec/index.js';
-import { RateLimitedLog } from './rate-limited-log.js';
+import { RateLimitedLog } from '../rate-limited-log.js';
 
 export interface UpstreamServer {
   /** An IP address or a host name (resolved once, on first use). */

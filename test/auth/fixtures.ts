@@ -10,7 +10,7 @@ import type { CloudVerifier } from '../../src/verify/cloud-verifier.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DataKeys } from '../../src/crypto/keys.js';
 import { hashPassword } from '../../src/crypto/password-hash.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import type { User } from '../../src/store/types.js';
@@ -66,7 +66,13 @@ export interface FlowHarness {
 
 export const SEED = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
 
-export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?: (s: Store) => Store, firstFactors?: FirstFactorTargets, verifier?: CloudVerifier): Promise<FlowHarness> {
+export async function flowHarness(
+  raw: Record<string, unknown> = {},
+  wrapStore?: (s: Store) => Store,
+  firstFactors?: FirstFactorTargets,
+  verifier?: CloudVerifier,
+  log: Logger = silentLogger(),
+): Promise<FlowHarness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'mfa-flow-'));
   const config = testConfig(raw, dir);
   const realStore = await openSqliteStore({ path: config.store.sqlite.path });
@@ -115,7 +121,7 @@ export async function flowHarness(raw: Record<string, unknown> = {}, wrapStore?:
   (h as { flow: AuthFlow }).flow = new AuthFlow({
     store,
     keys,
-    log: silentLogger(),
+    log,
     config: () => h.config,
     now: () => h.now,
     ...(firstFactors === undefined ? {} : { firstFactors }),

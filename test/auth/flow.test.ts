@@ -1,6 +1,7 @@
 import t from 'tap';
 import { HOTP, Secret } from 'otpauth';
 import { UpstreamUnavailable, StoreError } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
 import type { Store } from '../../src/store/store.js';
 import { auditRecords, flowHarness, SEED } from './fixtures.js';
 
@@ -213,6 +214,39 @@ t.test('faults: fail mode applies only to the second factor', async (t) => {
   const h = await flowHarness({ policies: { default: { fail_mode: 'safe' }, nps: {} } }, (s) => failing(s, 'findUser', new UpstreamUnavailable('down')));
   t.teardown(() => h.cleanup());
   t.match(await h.flow.run(h.attempt({ username: 'alice', password: PW })), { kind: 'reject', reason: 'first_factor_unavailable' }, 'fault before the first factor never accepts');
+});
+
+t.test('fault lines: at most 10 a minute per error code, then one line with the count left out', async (t) => {
+  const lines: Array<{ msg: string; attemptId?: string; errorCode?: string; kind?: string; suppressed?: number }> = [];
+  const log = createLogger({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as (typeof lines)[number]) });
+  const down = new UpstreamUnavailable('second-factor service down');
+  const h = await flowHarness({ policies: { default: {}, nps: {} } }, (s) => failing(s, 'listTokens', down), undefined, undefined, log);
+  t.teardown(() => h.cleanup());
+  await h.addUser('alice', { password: PW });
+  const ids: string[] = [];
+  for (let i = 0; i < 13; i++) {
+    const attempt = h.attempt({ username: 'alice', password: `${PW},123456` });
+    ids.push(attempt.id);
+    t.match(await h.flow.run(attempt), { kind: 'reject', reason: 'provider_unavailable' });
+  }
+  const faults = () => lines.filter((l) => l.msg === 'fault during attempt');
+  t.same(
+    faults().map((l) => l.attemptId),
+    ids.slice(0, 10),
+    'the first ten attempts each have their fault line',
+  );
+  t.ok(faults().every((l) => l.errorCode === 'GW_ERR_UPSTREAM_UNAVAILABLE'));
+  t.equal(lines.filter((l) => l.msg === 'attempt').length, 13, 'every attempt still has its own attempt line');
+  t.equal((await auditRecords(h.store)).length, 13, 'and its audit record');
+  h.now += 60_000;
+  const later = h.attempt({ username: 'alice', password: `${PW},123456` });
+  await h.flow.run(later);
+  t.match(
+    lines.find((l) => l.suppressed !== undefined),
+    { msg: 'fault during attempt (suppressed lines in the last minute)', kind: 'GW_ERR_UPSTREAM_UNAVAILABLE', suppressed: 3 },
+    'a minute later: how many were left out, and of which code',
+  );
+  t.equal(faults().at(-1)?.attemptId, later.id, 'then lines again');
 });
 
 t.test('no decision without its audit record', async (t) => {

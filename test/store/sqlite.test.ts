@@ -10,7 +10,7 @@ import { AlreadyExistsError, InvalidInputError, RestoreRefusedError, StoreError,
 import { checkMigrations, latestVersion } from '../../src/store/migrations/migration.js';
 import { SQLITE_MIGRATIONS } from '../../src/store/migrations/sqlite.js';
 import { openStore } from '../../src/store/open-store.js';
-import { silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import { migrate, openConnection } from '../../src/store/sqlite/connection.js';
 import { acquireLiveLock, liveLockHolder, liveLockPath } from '../../src/store/sqlite/live-lock.js';
 import { openSqliteStore, restoreSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -487,4 +487,32 @@ void t.test('an audit append settles only after its WAL fsync (unless fsync_befo
   relaxed.gate.release();
   t.equal((await fast.verifyAudit()).records, 1, 'the record is there');
   await fast.close();
+});
+
+void t.test('write failures on the audit path log at most 10 lines a minute per kind, not one per attempt', async (t) => {
+  const dir = tempDir();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lines: Array<{ msg: string; err?: { errorCode?: string } }> = [];
+  const logger = createLogger({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as (typeof lines)[number]) });
+  const failingWal = (): WalSync => ({
+    sync: () => Promise.reject(new Error('EIO')),
+    syncNow: () => {
+      throw new Error('EIO');
+    },
+    close: () => undefined,
+  });
+  const path = join(dir, 'gateway.db');
+  const store = await openSqliteStore({ path, logger, openWal: failingWal });
+  for (let i = 0; i < 14; i++) await t.rejects(store.appendAudit(makeEntry()), StoreError);
+  const fsyncLines = lines.filter((l) => l.msg.startsWith('write-ahead log fsync failed'));
+  t.equal(fsyncLines.length, 10, '14 failed fsyncs, 10 lines');
+  t.ok(fsyncLines.every((l) => l.err?.errorCode === 'GW_ERR_STORE'), 'each with its error code');
+
+  // A store whose chain head is gone fails every group commit.
+  const other = new Database(path);
+  other.prepare('DELETE FROM audit_head').run();
+  other.close();
+  for (let i = 0; i < 14; i++) await t.rejects(store.appendAudit(makeEntry()), StoreError);
+  t.equal(lines.filter((l) => l.msg === 'audit group commit failed').length, 10, '14 failed commits, 10 lines');
+  await store.close();
 });

@@ -14,6 +14,7 @@ import {
   errorMessage,
 } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
+import { RateLimitedLog } from '../../rate-limited-log.js';
 import { looksLikeDn, normaliseDn } from '../../directory/dn.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import { UserNameIndex } from '../user-name-index.js';
@@ -704,6 +705,11 @@ class SqliteStore implements Store {
   private walSyncing = false;
   private walWaiters: Array<{ gen: number; done: () => void; fail: (err: GatewayError) => void }> = [];
   private readonly wal: WalSync;
+  /**
+   * Write failures of the audit path, at most 10 lines a minute per kind: a full disk fails every
+   * group commit and fsync the same way, and each attempt's own fault line is limited too.
+   */
+  private readonly failureLog: RateLimitedLog;
 
   constructor(
     private readonly db: Database.Database,
@@ -715,6 +721,7 @@ class SqliteStore implements Store {
     openWal: (walPath: string) => WalSync = (walPath) => new WalFile(walPath),
   ) {
     this.wal = openWal(`${path}-wal`);
+    this.failureLog = new RateLimitedLog(log, 10);
     this.st = statements(db);
     this.sy = syncStatements(db);
     this.vs = verificationStatements(db);
@@ -1447,7 +1454,7 @@ class SqliteStore implements Store {
       } catch (err) {
         // The transaction rolled back: none of this batch is committed.
         const failure = toStoreError('appendAudit', err);
-        this.log.error({ err: failure, records: batch.length }, 'audit group commit failed');
+        this.failureLog.error('audit group commit', { err: failure, records: batch.length }, 'audit group commit failed');
         for (const p of batch) p.reject(failure);
         continue;
       }
@@ -1512,7 +1519,7 @@ class SqliteStore implements Store {
       () => settle(),
       (err: unknown) => {
         const failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
-        this.log.error({ err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
+        this.failureLog.error('wal fsync', { err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
         settle(failure);
       },
     );
@@ -1528,7 +1535,7 @@ class SqliteStore implements Store {
       this.wal.syncNow();
     } catch (err) {
       failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
-      this.log.error({ err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
+      this.failureLog.error('wal fsync', { err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
     }
     if (failure === undefined) this.walSynced = this.walCommitted;
     for (const w of waiters) {

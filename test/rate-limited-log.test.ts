@@ -1,6 +1,6 @@
 import t from 'tap';
-import { createLogger } from '../../src/log.js';
-import { RateLimitedLog } from '../../src/radius/rate-limited-log.js';
+import { createLogger } from '../src/log.js';
+import { RateLimitedLog } from '../src/rate-limited-log.js';
 
 interface Line {
   level: number;

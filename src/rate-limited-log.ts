@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { Logger } from './log.js';
 
 /**
  * At most `perMinute` lines per key per minute, then one line saying how many were suppressed:
