@@ -12,6 +12,7 @@ import { tempDir } from '../test/peers/temp.js';
 import { makePacketFiles, radclientLoad, startAnchor, udpRcvbufErrors, type Anchor, type LoadResult } from './anchor-freeradius.js';
 import { closedLoop, type ClosedLoopResult } from './latency-client.js';
 import { DiskSyncProbe } from './disk-sync.js';
+import { startNodeFloor, type NodeFloor } from './node-floor.js';
 import { median, ms, processCpuMs, rate, stealMeter, stealNote, summaryLine, waitForQuiet } from './report.js';
 
 /**
@@ -82,6 +83,10 @@ interface Row {
   gatewayLost: number;
   gatewayRejected: number;
   rcvbufErrors: number;
+  /** The Node.js floor (node-floor.ts), req/s and CPU µs per request, per run. */
+  floor: number[];
+  floorCpuUs: number[];
+  floorLost: number;
 }
 
 export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
@@ -92,6 +97,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
   const lines: string[] = [];
   let gw: RunningGateway | undefined;
   let anchor: Anchor | undefined;
+  let floor: NodeFloor | undefined;
   try {
     process.stderr.write(`provisioning ${totalUsers} users with TOTP…\n`);
     const t0 = performance.now();
@@ -114,6 +120,8 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
     const gwTarget = { host: '127.0.0.1', port: radiusPort, secret: gw.secret() };
     anchor = await startAnchor(block);
     const anchorTarget = { host: anchor.host, port: anchor.port, secret: anchor.secret };
+    floor = await startNodeFloor(block);
+    const floorTarget = { host: floor.host, port: floor.port, secret: floor.secret };
 
     // Packet files are written just before each run, so every code is the current one.
     const gatewayFiles = (first: number): string[] =>
@@ -123,8 +131,9 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
     // Unmeasured warm-up of both (JIT, page cache, thread pools).
     await radclientLoad({ ...gwTarget, files: gatewayFiles(1).slice(0, 1), parallel: 250 });
     await radclientLoad({ ...anchorTarget, files: anchorFiles.slice(0, 1), parallel: 250 });
+    await radclientLoad({ ...floorTarget, files: anchorFiles.slice(0, 1), parallel: 250 });
 
-    const row: Row = { gateway: [], anchor: [], gatewayCpuUs: [], anchorCpuUs: [], gatewayLost: 0, gatewayRejected: 0, rcvbufErrors: 0 };
+    const row: Row = { gateway: [], anchor: [], gatewayCpuUs: [], anchorCpuUs: [], gatewayLost: 0, gatewayRejected: 0, rcvbufErrors: 0, floor: [], floorCpuUs: [], floorLost: 0 };
     const gatewayPid = gw.pid;
     const anchorPid = anchor.server.pid;
     /** Runs `load` and returns what it returned with the CPU microseconds per request `pid` spent on it. */
@@ -144,6 +153,10 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
       const steal = stealMeter();
       const [g, gCpu] = await measured(gatewayPid, () => radclientLoad({ ...gwTarget, files, parallel: 250 }));
       const [a, aCpu] = await measured(anchorPid, () => radclientLoad({ ...anchorTarget, files: anchorFiles, parallel: 250 }));
+      const [f, fCpu] = await measured(floor.pid, () => radclientLoad({ ...floorTarget, files: anchorFiles, parallel: 250 }));
+      row.floor.push(f.reqPerSec);
+      row.floorCpuUs.push(fCpu);
+      row.floorLost += f.lost + f.rejected;
       stealPct = Math.max(stealPct, steal());
       row.gatewayCpuUs.push(gCpu);
       row.anchorCpuUs.push(aCpu);
@@ -153,7 +166,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
       row.gatewayLost += g.lost;
       row.gatewayRejected += g.rejected;
       process.stderr.write(
-        `run ${run}: gateway ${rate(g.reqPerSec)} (${g.accepted} accepted, ${g.rejected} rejected, ${g.lost} lost, ${gCpu.toFixed(0)} µs CPU each), FreeRADIUS ${rate(a.reqPerSec)} (${aCpu.toFixed(0)} µs CPU each)\n`,
+        `run ${run}: gateway ${rate(g.reqPerSec)} (${g.accepted} accepted, ${g.rejected} rejected, ${g.lost} lost, ${gCpu.toFixed(0)} µs CPU each), FreeRADIUS ${rate(a.reqPerSec)} (${aCpu.toFixed(0)} µs CPU each), Node.js floor ${rate(f.reqPerSec)} (${fCpu.toFixed(0)} µs CPU each)\n`,
       );
     }
     const gMed = median(row.gateway);
@@ -173,6 +186,23 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
           `Udp RcvbufErrors +${row.rcvbufErrors}`,
           `${stealNote(stealPct)} (the most of any run)`,
           ...busy,
+        ],
+      }),
+    );
+
+    const fMed = median(row.floor);
+    lines.push(
+      summaryLine({
+        what: `RADIUS Node.js floor: a bare PAP responder on Node.js (Message-Authenticator check, user lookup, password compare, signed reply; no flow, no store) under the same radclient load, median of ${opts.runs}`,
+        subject: 'Node.js floor',
+        gateway: rate(fMed),
+        anchor: rate(aMed),
+        ratio: fMed / aMed,
+        notes: [
+          `floor runs ${row.floor.map((v) => rate(v)).join(', ')}`,
+          `CPU per request (median) floor ${median(row.floorCpuUs).toFixed(0)} µs, FreeRADIUS ${median(row.anchorCpuUs).toFixed(0)} µs`,
+          `floor rejected or lost ${row.floorLost}`,
+          'the most a Node.js gateway could reach on this machine before deciding or recording anything (bench/node-floor.ts)',
         ],
       }),
     );
@@ -211,6 +241,7 @@ export async function gatewayCost(opts: GatewayCostOptions): Promise<string[]> {
   } finally {
     await gw?.stop();
     await anchor?.stop();
+    await floor?.stop();
     dir.cleanup();
   }
 }

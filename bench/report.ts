@@ -93,10 +93,10 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? (sorted[mid] ?? NaN) : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
 }
 
-/** One summary line: what | gateway | anchor | ratio | machine (and notes). */
-export function summaryLine(fields: { what: string; gateway?: string; anchor: string; ratio?: number; notes?: string[] }): string {
+/** One summary line: what | gateway | anchor | ratio | machine (and notes). `subject` names the measured column when it is not the gateway. */
+export function summaryLine(fields: { what: string; subject?: string; gateway?: string; anchor: string; ratio?: number; notes?: string[] }): string {
   const m = machine();
   const ratio = fields.ratio === undefined ? '—' : `${fields.ratio.toFixed(2)}×`;
   const notes = fields.notes !== undefined && fields.notes.length > 0 ? ` | ${fields.notes.join('; ')}` : '';
-  return `${fields.what} | gateway ${fields.gateway ?? '—'} | anchor ${fields.anchor} | ratio ${ratio} | nproc ${m.nproc}, node ${m.node}${notes}`;
+  return `${fields.what} | ${fields.subject ?? 'gateway'} ${fields.gateway ?? '—'} | anchor ${fields.anchor} | ratio ${ratio} | nproc ${m.nproc}, node ${m.node}${notes}`;
 }
