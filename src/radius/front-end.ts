@@ -33,11 +33,13 @@ export interface PacketOrigin {
   readonly localAddress: string | null;
 }
 
+/** An attribute as text, null when absent. (Module level: a closure made per request costs a defineProperty under the tsx loader.) */
+function textOf(packet: RadiusPacket, type: number): string | null {
+  const value = getAttribute(packet, type);
+  return value === undefined ? null : readText(value);
+}
+
 export function toAttempt(packet: RadiusPacket, client: ResolvedClient, origin: PacketOrigin, receivedAt: number): AuthAttempt {
-  const text = (type: number): string | null => {
-    const value = getAttribute(packet, type);
-    return value === undefined ? null : readText(value);
-  };
   // A User-Name that is not valid UTF-8 matches nobody (rather than a lossy look-alike).
   const rawName = getAttribute(packet, AttributeType.UserName);
   const username = rawName === undefined ? '' : (readTextStrict(rawName) ?? '');
@@ -58,10 +60,10 @@ export function toAttempt(packet: RadiusPacket, client: ResolvedClient, origin: 
     response: state === undefined ? undefined : password,
     ...(msChapV2 === undefined ? {} : { msChapV2 }),
     nas: {
-      identifier: text(AttributeType.NasIdentifier),
+      identifier: textOf(packet, AttributeType.NasIdentifier),
       ipAddress: nasIp === undefined ? null : (readIpv4(nasIp) ?? null),
-      callingStationId: text(AttributeType.CallingStationId),
-      calledStationId: text(AttributeType.CalledStationId),
+      callingStationId: textOf(packet, AttributeType.CallingStationId),
+      calledStationId: textOf(packet, AttributeType.CalledStationId),
     },
     localAddress: origin.localAddress,
     receivedAt,
