@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { trackChild } from '../test/peers/process-reaper.js';
+import { spawnPeer } from '../test/peers/peer-process.js';
+import { tempDir } from '../test/peers/temp.js';
 import { ANCHOR_RECEIVE_BUFFER_BYTES } from './anchor-freeradius.js';
 
 /**
@@ -22,34 +22,32 @@ export interface NodeFloor {
 /** Starts the responder with users 1..users (anchorUser/anchorPassword, as the anchor has them). */
 export async function startNodeFloor(users: number): Promise<NodeFloor> {
   const secret = randomBytes(16).toString('hex');
+  const dir = tempDir('node-floor');
   const script = fileURLToPath(new URL('./node-floor-server.ts', import.meta.url));
   // The same module loader this process runs under (tsx), so the child runs TypeScript too.
-  const child = spawn(process.execPath, [...process.execArgv, script, String(users), secret, String(ANCHOR_RECEIVE_BUFFER_BYTES)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const peer = spawnPeer({
+    name: 'node-floor',
+    command: process.execPath,
+    args: [...process.execArgv, script, String(users), secret, String(ANCHOR_RECEIVE_BUFFER_BYTES)],
+    logFile: join(dir.path, 'node-floor.log'),
+    marker: secret,
   });
-  trackChild(child, 'node-floor', secret);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('node-floor: could not start the responder');
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      out += d;
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line !== undefined) resolve((JSON.parse(line) as { port: number }).port);
-    });
-    child.once('exit', (code) => reject(new Error(`node-floor: the responder exited (${String(code)}) before binding`)));
-  });
-  return {
-    host: '127.0.0.1',
-    port,
-    secret,
-    pid,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  try {
+    const line = await peer.waitForLine((l) => l.startsWith('{"port":'), 30_000, 'port line');
+    const { port } = JSON.parse(line) as { port: number };
+    return {
+      host: '127.0.0.1',
+      port,
+      secret,
+      pid: peer.pid,
+      async stop() {
+        await peer.stop();
+        dir.cleanup();
+      },
+    };
+  } catch (err) {
+    await peer.stop();
+    dir.cleanup();
+    throw err;
+  }
 }

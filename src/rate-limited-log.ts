@@ -1,5 +1,8 @@
 import type { Logger } from './log.js';
 
+/** The default budget: enough lines to show what is happening, then only a count. */
+export const LINES_PER_MINUTE = 10;
+
 /**
  * At most `perMinute` lines per key per minute, then one line saying how many were suppressed:
  * a flood of bad packets, or of requests that all fail the same way, must not become a flood of

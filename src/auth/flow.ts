@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { GatewayError, errorCode, errorMessage } from '../errors.js';
-import { RateLimitedLog } from '../rate-limited-log.js';
+import { LINES_PER_MINUTE, RateLimitedLog } from '../rate-limited-log.js';
 import type { AuthAttempt } from './attempt.js';
 import type { FlowContext, FlowDeps, Step } from './context.js';
 import { Decision } from './decision.js';
@@ -12,8 +12,6 @@ import { firstFactor } from './steps/first-factor.js';
 import { exemptions } from './steps/exemptions.js';
 import { applyLockout, applyRemember, auditEntry } from './steps/outcome.js';
 import { secondFactor } from './steps/second-factor.js';
-
-const FAULT_LINES_PER_MINUTE = 10;
 
 /** The steps in order. A feature is a step, never an `if (protocol === …)`. */
 const STEPS: readonly Step[] = [clientPolicy, findUser, accountStatus, firstFactor, exemptions, secondFactor];
@@ -33,13 +31,13 @@ export class UnknownClientError extends GatewayError {
 export class AuthFlow {
   private readonly firstFactorChallenges = new FirstFactorChallenges();
   /**
-   * Fault lines, at most FAULT_LINES_PER_MINUTE per error code: in an outage (directory down,
+   * Fault lines, at most LINES_PER_MINUTE per error code: in an outage (directory down,
    * disk full) every attempt fails the same way, and each already has its audit record.
    */
   private readonly faultLog: RateLimitedLog;
 
   constructor(private readonly deps: FlowDeps) {
-    this.faultLog = new RateLimitedLog(deps.log, FAULT_LINES_PER_MINUTE, () => deps.now?.() ?? Date.now());
+    this.faultLog = new RateLimitedLog(deps.log, LINES_PER_MINUTE, () => deps.now?.() ?? Date.now());
   }
 
   async run(attempt: AuthAttempt): Promise<Decision> {

@@ -100,7 +100,7 @@ import {
   type RadiusAttribute,
   type RadiusPacket,
 } from './codec/index.js';
-import { RateLimitedLog } from '../rate-limited-log.js';
+import { LINES_PER_MINUTE, RateLimitedLog } from '../rate-limited-log.js';
 
 export interface UpstreamServer {
   /** An IP address or a host name (resolved once, on first use). */
@@ -630,7 +630,7 @@ export class RadiusUpstream {
     }
     this.deadTimeMs = deadTimeMs;
     this.log = opts.log.child({ module: 'radius-upstream', upstream: opts.name });
-    this.ignoredLog = new RateLimitedLog(this.log, 10);
+    this.ignoredLog = new RateLimitedLog(this.log, LINES_PER_MINUTE);
     const linkOpts = {
       sourceAddress: opts.sourceAddress,
       maxSockets,

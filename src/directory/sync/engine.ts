@@ -278,7 +278,7 @@ async function deltaItem(
   };
   // Ids only: who is in scope now. A DN is kept only for an entry not yet known as a member of
   // this item (added to a group, say): the listing of 100 000 ids keeps 100 000 strings, not pairs.
-  const listed = new Set<string>();
+  const inScope = new Set<string>();
   const unknown: Array<readonly [string, string]> = [];
   const listIds = async (): Promise<void> => {
     const lister = await session.another();
@@ -286,8 +286,8 @@ async function deltaItem(
       for await (const page of lister.pages(idSpec, Math.max(plan.settings.page_size, 1000))) {
         for (const entry of page) {
           const ext = externalIdOf(entry, plan.flavour, plan.idAttribute);
-          if (ext === undefined || listed.has(ext)) continue;
-          listed.add(ext);
+          if (ext === undefined || inScope.has(ext)) continue;
+          inScope.add(ext);
           if (byExt.get(ext)?.items.includes(item.name) !== true) unknown.push([ext, entry.dn]);
         }
         progress(page.length);
@@ -305,8 +305,7 @@ async function deltaItem(
   const settled = await Promise.allSettled([timed(readChanged), timed(listIds)]);
   for (const s of settled) if (s.status === 'rejected') throw s.reason;
   const [changedMs, listMs] = settled.map((s) => (s.status === 'fulfilled' ? s.value : 0));
-  const listedCount = listed.size;
-  const inScope = listed;
+  const listed = inScope.size;
   for (const ext of changed) inScope.add(ext);
   // In scope without a change of its own and not yet known as a member of this item.
   const enter = unknown.filter(([ext]) => !changed.has(ext)).map(([, dn]) => dn);
@@ -315,7 +314,7 @@ async function deltaItem(
     const entries = await readMany(session, dns, item.filter, plan);
     await writer.write(entries, inScope);
   }
-  run.log.debug({ changed: changed.size, listed: listedCount, entered: enter.length, changedMs, listMs, totalMs: Date.now() - searchStarted }, 'delta searches done');
+  run.log.debug({ changed: changed.size, listed, entered: enter.length, changedMs, listMs, totalMs: Date.now() - searchStarted }, 'delta searches done');
   return inScope;
 }
 

@@ -14,7 +14,7 @@ import {
   errorMessage,
 } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
-import { RateLimitedLog } from '../../rate-limited-log.js';
+import { LINES_PER_MINUTE, RateLimitedLog } from '../../rate-limited-log.js';
 import { looksLikeDn, normaliseDn } from '../../directory/dn.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import { UserNameIndex } from '../user-name-index.js';
@@ -706,7 +706,7 @@ class SqliteStore implements Store {
   private walWaiters: Array<{ gen: number; done: () => void; fail: (err: GatewayError) => void }> = [];
   private readonly wal: WalSync;
   /**
-   * Write failures of the audit path, at most 10 lines a minute per kind: a full disk fails every
+   * Write failures of the audit path, at most LINES_PER_MINUTE per kind: a full disk fails every
    * group commit and fsync the same way, and each attempt's own fault line is limited too.
    */
   private readonly failureLog: RateLimitedLog;
@@ -721,7 +721,7 @@ class SqliteStore implements Store {
     openWal: (walPath: string) => WalSync = (walPath) => new WalFile(walPath),
   ) {
     this.wal = openWal(`${path}-wal`);
-    this.failureLog = new RateLimitedLog(log, 10);
+    this.failureLog = new RateLimitedLog(log, LINES_PER_MINUTE);
     this.st = statements(db);
     this.sy = syncStatements(db);
     this.vs = verificationStatements(db);
@@ -1517,12 +1517,15 @@ class SqliteStore implements Store {
     };
     this.wal.sync().then(
       () => settle(),
-      (err: unknown) => {
-        const failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
-        this.failureLog.error('wal fsync', { err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
-        settle(failure);
-      },
+      (err: unknown) => settle(this.walSyncFailure(err)),
     );
+  }
+
+  /** The error a failed WAL fsync fails its waiters with, logged (rate-limited). */
+  private walSyncFailure(err: unknown): StoreError {
+    const failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
+    this.failureLog.error('wal fsync', { err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
+    return failure;
   }
 
   /** Makes every commit durable now, on the event loop, and settles the waiters (a quiet moment, and close()). */
@@ -1534,8 +1537,7 @@ class SqliteStore implements Store {
     try {
       this.wal.syncNow();
     } catch (err) {
-      failure = new StoreError(`fsync of the write-ahead log failed: ${errorMessage(err)}`);
-      this.failureLog.error('wal fsync', { err: failure }, 'write-ahead log fsync failed; the attempts waiting on it are failed');
+      failure = this.walSyncFailure(err);
     }
     if (failure === undefined) this.walSynced = this.walCommitted;
     for (const w of waiters) {
