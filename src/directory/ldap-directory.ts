@@ -180,9 +180,14 @@ export function splitDn(dn: string): string[] | undefined {
 
 /** true when `dn` is `base` or lies below it. */
 export function isUnderDn(dn: string, base: string): boolean {
-  const entry = splitDn(dn);
   const suffix = splitDn(base);
-  if (entry === undefined || suffix === undefined || entry.length < suffix.length) return false;
+  return suffix !== undefined && isUnderRdns(dn, suffix);
+}
+
+/** isUnderDn with the base already split (splitDn), for a base that is checked against on every login. */
+function isUnderRdns(dn: string, suffix: readonly string[]): boolean {
+  const entry = splitDn(dn);
+  if (entry === undefined || entry.length < suffix.length) return false;
   const offset = entry.length - suffix.length;
   return suffix.every((rdn, i) => entry[offset + i] === rdn);
 }
@@ -346,6 +351,8 @@ export class LdapDirectory {
   private bindMs = 0;
   private closed = false;
   private readonly groupsBase: string;
+  /** opts.baseDn split into RDNs once (splitDn), not on every login that is checked against it. */
+  private readonly baseRdns: readonly string[];
   /** User DN (normalised) → its groups' keys; concurrent lookups of one DN share one search. */
   private readonly groupCache: LRUCache<string, ReadonlySet<string>, string> | undefined;
 
@@ -358,6 +365,9 @@ export class LdapDirectory {
       minVersion: 'TLSv1.2',
       ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
     };
+    const baseRdns = splitDn(opts.baseDn);
+    if (baseRdns === undefined) throw new ConfigError(`directory '${opts.name}': baseDn: not a DN`, ['baseDn: not a DN']); // validate() said so already
+    this.baseRdns = baseRdns;
     this.dnsDomain = dnsDomainOf(opts.baseDn);
     this.groupsBase = opts.groupsBaseDn ?? groupSearchBase(opts.baseDn);
     const cacheMs = opts.groupsCacheMs ?? GROUPS_CACHE_MS;
@@ -396,7 +406,7 @@ export class LdapDirectory {
       this.log.debug({ login }, 'empty password refused without asking the directory');
       return { ok: false, reason: 'bad_password' };
     }
-    if (knownDn !== undefined && isUnderDn(knownDn, this.opts.baseDn)) {
+    if (knownDn !== undefined && isUnderRdns(knownDn, this.baseRdns)) {
       const outcome = await this.bindAsUser(knownDn, password);
       if (outcome.ok || !STALE_DN_SIGNS.has(outcome.reason)) return outcome;
       const found = await this.find(login);
@@ -498,8 +508,14 @@ export class LdapDirectory {
   }
 
   /** Servers to try, healthy ones first in configured order, `first` (when given) before all. */
-  private order(first?: Server): Server[] {
+  private order(first?: Server): readonly Server[] {
     const now = performance.now();
+    // The usual case, on every login: no server marked down, no server to try first.
+    if (first === undefined || first === this.servers[0]) {
+      let anyDown = false;
+      for (const s of this.servers) anyDown ||= s.downUntil > now;
+      if (!anyDown) return this.servers;
+    }
     const healthy = this.servers.filter((s) => s.downUntil <= now);
     const down = this.servers.filter((s) => s.downUntil > now).sort((a, b) => a.downUntil - b.downUntil);
     const all = [...healthy, ...down];
@@ -641,14 +657,14 @@ export class LdapDirectory {
   }
 
   private async findDn(client: Client, dn: string, users: Filter): Promise<Entry | undefined> {
-    if (!isUnderDn(dn, this.opts.baseDn)) {
+    if (!isUnderRdns(dn, this.baseRdns)) {
       this.log.debug({ dn }, 'DN login outside the base DN refused');
       return undefined;
     }
     try {
       const entry = await this.searchOne(client, users, dn, 'base');
       // The server's spelling of the DN, checked again: it is the one that gets bound.
-      return entry !== undefined && isUnderDn(entry.dn, this.opts.baseDn) ? entry : undefined;
+      return entry !== undefined && isUnderRdns(entry.dn, this.baseRdns) ? entry : undefined;
     } catch (err) {
       // noSuchObject, invalidDNSyntax, referral (a DN in another naming context): nobody here.
       if (err instanceof ResultCodeError && [10, 32, 34].includes(err.code)) return undefined;
