@@ -216,3 +216,32 @@ void t.test('OpenLDAP: a dry run changes nothing; a directory that cannot be rea
   t.same(await store.listUsersBySource('directory:corp'), before, 'nobody removed or disabled');
   t.equal((await store.listSyncRuns({ item: 'people' }))[0]?.status, 'failed', 'the failure is recorded');
 });
+
+void t.test('OpenLDAP: a service account held to small pages (size.pr) still gets its delta listing, in pages of page_size', async (t) => {
+  if (!requirePeer(t, 'slapd', 'slapd')) return;
+  const s = await setup(t);
+  const { slapd, store } = s;
+  // user5 as the service account, allowed pages of at most 100 entries (any number of pages):
+  // slapd answers a request for larger pages with adminLimitExceeded, before any entry.
+  const svc = slapd.userDn('user5');
+  await slapd.ldapmodify(`dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nadd: olcLimits\nolcLimits: dn.exact="${svc}" size.pr=100 size.prtotal=unlimited\n`);
+  const sync = new DirectorySync({
+    store,
+    directories: [{ ...s.directory({ page_size: 50, max_delete_percent: 50, items: [ITEMS(slapd.baseDn)[0]!] }), bind_dn: svc, bind_password: 'Passw0rd-5' }],
+    log: s.log,
+  });
+  const full = await sync.runOnce();
+  t.match(report(full, 'people'), { kind: 'full', status: 'ok', added: 8, inScope: 8 });
+  const refusals = (): number => s.logLines.filter((l) => l.includes('refused pages this large')).length;
+  t.equal(refusals(), 0, 'a full run reads in pages of page_size');
+
+  await slapd.ldapmodify(`dn: ${slapd.userDn('gone')}\nchangetype: delete\n`);
+  const delta = await sync.runOnce();
+  t.match(report(delta, 'people'), { kind: 'delta', status: 'ok', disabled: 1, inScope: 7 }, 'the deleted user is found missing from the listing');
+  t.equal(refusals(), 1, 'the refusal of the large page is logged');
+  t.notOk(s.logLines.some((l) => l.includes('Passw0rd-5')), 'the service account password is never logged');
+
+  const again = await sync.runOnce();
+  t.match(report(again, 'people'), { kind: 'delta', status: 'ok', disabled: 0, inScope: 7 });
+  t.equal(refusals(), 1, 'the next run asks for pages of page_size straight away, and says nothing');
+});

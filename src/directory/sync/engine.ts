@@ -21,6 +21,13 @@ import { LdapSession } from './ldap-session.js';
  * failed search fails its item and removes nobody: a partial listing is never taken for the whole.
  */
 
+/**
+ * Entries per page of a delta's id listing (ids only, so a page is small), where the server allows
+ * it. Measured (100 000 entries in slapd, 1 000 changed, alternating runs): the listing 1.52-1.82 s
+ * in pages of 1 000, 1.40-1.67 s in pages of 5 000; the whole delta about 0.1 s shorter.
+ */
+const LISTING_PAGE_SIZE = 5000;
+
 export interface RunOptions {
   /** Only this item of the directory. */
   readonly item?: string;
@@ -283,7 +290,7 @@ async function deltaItem(
   const listIds = async (): Promise<void> => {
     const lister = await session.another();
     try {
-      for await (const page of lister.pages(idSpec, Math.max(plan.settings.page_size, 1000))) {
+      for await (const page of lister.pagesOfUpTo(idSpec, LISTING_PAGE_SIZE, plan.settings.page_size)) {
         for (const entry of page) {
           const ext = externalIdOf(entry, plan.flavour, plan.idAttribute);
           if (ext === undefined || inScope.has(ext)) continue;

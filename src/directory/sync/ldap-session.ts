@@ -1,6 +1,6 @@
 import { connect as netConnect, isIP } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { Client, InvalidCredentialsError, type Entry, type Filter } from 'ldapts';
+import { AdminLimitExceededError, Client, InvalidCredentialsError, type Entry, type Filter } from 'ldapts';
 import type { ResolvedDirectory } from '../../config/config.js';
 import { UpstreamUnavailable, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -22,6 +22,12 @@ export interface SearchSpec {
   /** Attributes to return as bytes (objectGUID, invocationId). */
   readonly binary?: readonly string[];
 }
+
+/**
+ * Servers (by URL) that refused a page larger than the configured page_size, in this process:
+ * later runs ask them for the configured size straight away, and the refusal is logged once.
+ */
+const refusedLargePages = new Set<string>();
 
 export class LdapSession {
   /** Search references seen (and ignored) so far. */
@@ -72,6 +78,34 @@ export class LdapSession {
       this.noteReferrals(page.searchReferences.length);
       yield page.searchEntries;
     }
+  }
+
+  /**
+   * pages() in pages of `preferred` entries where the server allows that, else of `configured`
+   * (the directory's page_size, which its admin has made fit the server's limits). Fewer, larger
+   * pages cost fewer round trips on a long listing; OpenLDAP refuses a page above its size.pr
+   * limit with adminLimitExceeded before sending anything, Active Directory and Samba cap a page
+   * at their MaxPageSize (1000) without an error.
+   */
+  async *pagesOfUpTo(spec: SearchSpec, preferred: number, configured: number): AsyncGenerator<Entry[]> {
+    if (preferred > configured && !refusedLargePages.has(this.url)) {
+      let started = false;
+      try {
+        for await (const page of this.pages(spec, preferred)) {
+          started = true;
+          yield page;
+        }
+        return;
+      } catch (err) {
+        if (started || !(err instanceof AdminLimitExceededError)) throw err;
+        refusedLargePages.add(this.url);
+        this.log.info(
+          { url: this.url, pageSize: preferred, pageSizeNow: configured, err: errorMessage(err) },
+          'the directory refused pages this large; listing in pages of the configured page_size from now on',
+        );
+      }
+    }
+    yield* this.pages(spec, configured);
   }
 
   /** One entry by DN (a base search), or undefined when it does not exist or does not match `filter`. */
