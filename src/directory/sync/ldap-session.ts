@@ -24,8 +24,9 @@ export interface SearchSpec {
 }
 
 /**
- * Servers (by URL) that refused a page larger than the configured page_size, in this process:
- * later runs ask them for the configured size straight away, and the refusal is logged once.
+ * Directory servers (directory name and URL: the limit is the service account's) that refused a
+ * page larger than the configured page_size: until the gateway restarts, later runs ask them for
+ * the configured size straight away, and the refusal is logged once.
  */
 const refusedLargePages = new Set<string>();
 
@@ -84,11 +85,12 @@ export class LdapSession {
    * pages() in pages of `preferred` entries where the server allows that, else of `configured`
    * (the directory's page_size, which its admin has made fit the server's limits). Fewer, larger
    * pages cost fewer round trips on a long listing; OpenLDAP refuses a page above its size.pr
-   * limit with adminLimitExceeded before sending anything, Active Directory and Samba cap a page
-   * at their MaxPageSize (1000) without an error.
+   * limit with adminLimitExceeded before sending anything; Active Directory and Samba cap a page
+   * at their MaxPageSize (1000 by default) without an error.
    */
   async *pagesOfUpTo(spec: SearchSpec, preferred: number, configured: number): AsyncGenerator<Entry[]> {
-    if (preferred > configured && !refusedLargePages.has(this.url)) {
+    const server = `${this.dir.name} ${this.url}`;
+    if (preferred > configured && !refusedLargePages.has(server)) {
       let started = false;
       try {
         for await (const page of this.pages(spec, preferred)) {
@@ -98,10 +100,10 @@ export class LdapSession {
         return;
       } catch (err) {
         if (started || !(err instanceof AdminLimitExceededError)) throw err;
-        refusedLargePages.add(this.url);
+        refusedLargePages.add(server);
         this.log.info(
           { url: this.url, pageSize: preferred, pageSizeNow: configured, err: errorMessage(err) },
-          'the directory refused pages this large; listing in pages of the configured page_size from now on',
+          'the directory refused pages this large; listing in pages of the configured page_size until the gateway restarts',
         );
       }
     }
