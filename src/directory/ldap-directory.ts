@@ -365,9 +365,7 @@ export class LdapDirectory {
       minVersion: 'TLSv1.2',
       ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
     };
-    const baseRdns = splitDn(opts.baseDn);
-    if (baseRdns === undefined) throw new ConfigError(`directory '${opts.name}': baseDn: not a DN`, ['baseDn: not a DN']); // validate() said so already
-    this.baseRdns = baseRdns;
+    this.baseRdns = splitDn(opts.baseDn)!; // a DN: validate() above refused anything else
     this.dnsDomain = dnsDomainOf(opts.baseDn);
     this.groupsBase = opts.groupsBaseDn ?? groupSearchBase(opts.baseDn);
     const cacheMs = opts.groupsCacheMs ?? GROUPS_CACHE_MS;
