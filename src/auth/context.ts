@@ -9,6 +9,7 @@ import type { AuthAttempt } from './attempt.js';
 import type { Decision, MppeKeys } from './decision.js';
 import type { FirstFactorChallenges } from './first-factor-challenges.js';
 import type { FirstFactorTargets } from './first-factor-target.js';
+import type { InlineCodeMatch } from './inline-code-match.js';
 import type { SplitPassword } from './inline-factor.js';
 import type { ChallengeState } from './sealed-state.js';
 import type { CloudVerifier } from '../verify/cloud-verifier.js';
@@ -42,6 +43,8 @@ export interface FlowContext {
   input?: SplitPassword;
   user?: User;
   tokens?: readonly OathToken[];
+  /** An inline code matched while the first factor was checked (startInlineCodeMatch). */
+  inlineCodeMatch?: Promise<InlineCodeMatch>;
   /** Failures on record before this attempt (read by account-status when lockout is on). */
   priorFailures?: number;
   firstFactor: string | null;

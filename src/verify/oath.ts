@@ -66,11 +66,63 @@ function oathHmac(algorithm: string, key: Uint8Array, message: Uint8Array): Uint
   return hmac(digestAlgorithm, key, [message]);
 }
 
+/** A token that a code belongs to: the TOTP time step or the HOTP counter the code was made for. */
+export interface OathMatch {
+  readonly token: OathToken;
+  readonly at: number;
+}
+
 /**
- * Checks `code` against the user's enabled OATH tokens. A matching code is then claimed in the
- * store with one conditional write, so the same code (or an older one of the same token) can
- * never be used twice, even by two requests or two gateway nodes at the same moment.
+ * The user's enabled tokens that `code` belongs to, in token order, and where; nothing is
+ * claimed. For TOTP the current step is tried first, so the usual code costs one HMAC.
+ * `exhaustive`: every step of the window is computed and compared instead, so the time taken
+ * does not depend on the code, for a match made before the password is known to be right (a
+ * reject for a wrong password must not tell a right code from a wrong one). HOTP always
+ * computes its whole look-ahead.
  */
+export function matchOathCode(
+  keys: DataKeys,
+  tokens: readonly OathToken[],
+  code: string,
+  now: number,
+  settings: OathSettings,
+  exhaustive = false,
+): OathMatch[] {
+  const matches: OathMatch[] = [];
+  if (!CODE_PATTERN.test(code)) return matches;
+  for (const token of tokens) {
+    if (!token.enabled || code.length !== token.digits) continue;
+    const secret = secretOf(keys, token);
+    const hotp = { secret, algorithm: token.algorithm, digits: token.digits, hmac: oathHmac };
+    if (token.kind === 'totp') {
+      const current = Math.floor(now / 1000 / token.period);
+      const step = (exhaustive ? everyTotpStep : firstTotpStep)(hotp, code, current, settings.totpWindow);
+      if (step !== undefined) matches.push({ token, at: step });
+    } else {
+      const counter = findHotpCounter(new HOTP(hotp), code, token.counter, settings.hotpLookAhead);
+      if (counter !== undefined) matches.push({ token, at: counter });
+    }
+  }
+  return matches;
+}
+
+/**
+ * Claims the first of `matches` not used yet in the store, with one conditional write each, so
+ * the same code (or an older one of the same token) can never be used twice, even by two
+ * requests or two gateway nodes at the same moment.
+ */
+export async function claimOathMatch(store: Store, matches: readonly OathMatch[], now: number): Promise<CodeCheck> {
+  for (const { token, at } of matches) {
+    if (token.kind === 'totp') {
+      if (await store.claimTotpStep(token.id, at, now)) return { ok: true, method: 'totp', token };
+    } else if (await store.advanceHotpCounter(token.id, token.counter, at + 1, now)) {
+      return { ok: true, method: 'hotp', token };
+    }
+  }
+  return { ok: false, reason: matches.length > 0 ? 'code_replayed' : 'bad_code' };
+}
+
+/** Checks `code` against the user's enabled OATH tokens and claims the match (matchOathCode, claimOathMatch). */
 export async function checkOathCode(
   store: Store,
   keys: DataKeys,
@@ -79,30 +131,35 @@ export async function checkOathCode(
   now: number,
   settings: OathSettings,
 ): Promise<CodeCheck> {
-  if (!CODE_PATTERN.test(code)) return { ok: false, reason: 'bad_code' };
-  let replayed = false;
-  for (const token of tokens) {
-    if (!token.enabled || code.length !== token.digits) continue;
-    const secret = secretOf(keys, token);
-    if (token.kind === 'totp') {
-      const totp = new TOTP({ secret, algorithm: token.algorithm, digits: token.digits, period: token.period, hmac: oathHmac });
-      // The current step first: the usual code then costs one HMAC, where the window scan starts
-      // at the oldest step. A code of another step in the window is found by the scan after.
-      let delta = totp.validate({ token: code, timestamp: now, window: 0 });
-      if (delta === null && settings.totpWindow > 0) delta = totp.validate({ token: code, timestamp: now, window: settings.totpWindow });
-      if (delta === null) continue;
-      const step = Math.floor(now / 1000 / token.period) + delta;
-      if (await store.claimTotpStep(token.id, step, now)) return { ok: true, method: 'totp', token };
-      replayed = true;
-    } else {
-      const hotp = new HOTP({ secret, algorithm: token.algorithm, digits: token.digits, hmac: oathHmac });
-      const used = findHotpCounter(hotp, code, token.counter, settings.hotpLookAhead);
-      if (used === undefined) continue;
-      if (await store.advanceHotpCounter(token.id, token.counter, used + 1, now)) return { ok: true, method: 'hotp', token };
-      replayed = true;
+  return claimOathMatch(store, matchOathCode(keys, tokens, code, now, settings), now);
+}
+
+interface HotpParameters {
+  readonly secret: Secret;
+  readonly algorithm: OathAlgorithm;
+  readonly digits: number;
+  readonly hmac: typeof oathHmac;
+}
+
+/** The step in `current` ± `window` that `code` was made for: current, then −1, +1, −2, …, stopping at the first. */
+function firstTotpStep(hotp: HotpParameters, code: string, current: number, window: number): number | undefined {
+  const delta = HOTP.validate({ ...hotp, token: code, counter: current, window });
+  return delta === null ? undefined : current + delta;
+}
+
+/** firstTotpStep with every step computed and compared (no early exit), the same one preferred. */
+function everyTotpStep(hotp: HotpParameters, code: string, current: number, window: number): number | undefined {
+  const given = Buffer.from(code);
+  let found: number | undefined;
+  let foundRank = Infinity;
+  for (let step = current - window; step <= current + window; step++) {
+    const rank = step === current ? 0 : 2 * Math.abs(step - current) - (step < current ? 1 : 0);
+    if (timingSafeEqual(Buffer.from(HOTP.generate({ ...hotp, counter: step })), given) && rank < foundRank) {
+      found = step;
+      foundRank = rank;
     }
   }
-  return { ok: false, reason: replayed ? 'code_replayed' : 'bad_code' };
+  return found;
 }
 
 /** Only counters not used yet may match: from the expected one up to `lookAhead` beyond it. */

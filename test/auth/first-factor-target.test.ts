@@ -282,3 +282,70 @@ t.test("fail_mode safe after the first factor still hands the NAS the first fact
   t.match(decision, { kind: 'accept', reason: 'accepted_fail_open' });
   t.same(decision.kind === 'accept' ? decision.attributes : undefined, [CLASS]);
 });
+
+t.test('an inline code is matched while the directory checks the password, and claimed only once the password is right', async (t) => {
+  /** A directory that answers when the test says so. */
+  const pending: Array<(outcome: PasswordOutcome) => void> = [];
+  const gated: FirstFactorTarget = { name: 'ldap:corp', check: () => new Promise((resolve) => pending.push(resolve)), close: async () => {} };
+  const calls: string[] = [];
+  let tokensFail = false;
+  const h = await flowHarness(
+    { lockout: { max_failures: 0 }, directories: { corp: directory }, policies: { default: { first_factor: 'ldap:corp' }, nps: { first_factor: 'none' } } },
+    (store) =>
+      new Proxy(store, {
+        get(target_, prop, receiver) {
+          const value: unknown = Reflect.get(target_, prop, receiver);
+          if (typeof value !== 'function') return value;
+          const fn = (value as (...a: unknown[]) => unknown).bind(target_);
+          if (prop !== 'listTokens' && prop !== 'claimTotpStep') return fn;
+          return (...args: unknown[]) => {
+            calls.push(prop);
+            return prop === 'listTokens' && tokensFail ? Promise.reject(new Error('disk I/O error')) : fn(...args);
+          };
+        },
+      }),
+    only(gated),
+  );
+  t.teardown(() => h.cleanup());
+  await h.addUser('alice');
+  const code = h.code(SEED);
+  /** Lets the flow run up to the directory's answer (and the match after it went out). */
+  const meanwhile = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
+  const attempt = async (password: string, outcome: PasswordOutcome): Promise<Awaited<ReturnType<typeof h.flow.run>>> => {
+    const running = h.flow.run(h.attempt({ username: 'alice', password }));
+    await meanwhile();
+    pending.shift()!(outcome);
+    return running;
+  };
+
+  const wrong = h.flow.run(h.attempt({ username: 'alice', password: `wrong,${code}` }));
+  await meanwhile();
+  t.same(calls, ['listTokens'], 'the tokens were read, and the code matched, before the directory answered');
+  pending.shift()!({ kind: 'reject', reason: 'bad_password', detail: 'data 52e' });
+  t.match(await wrong, { kind: 'reject', reason: 'bad_password' });
+  t.same(calls, ['listTokens'], 'a wrong password claims nothing');
+
+  t.match(await attempt(`right,${code}`, { kind: 'accept' }), { kind: 'accept', reason: 'accepted' });
+  t.same(calls, ['listTokens', 'listTokens', 'claimTotpStep'], 'the code the wrong password came with is still unused; the tokens are read once per attempt');
+  t.match(await attempt(`right,${code}`, { kind: 'accept' }), { kind: 'reject', reason: 'code_replayed' }, 'then it is used up');
+  t.match(await attempt('right,000000', { kind: 'accept' }), { kind: 'reject', reason: 'bad_code' });
+
+  // The match's store fault: the attempt fails where the second factor would have read the
+  // tokens itself; with a wrong password nobody waits for it, and nothing goes unhandled.
+  tokensFail = true;
+  t.match(await attempt(`wrong,${code}`, { kind: 'reject', reason: 'bad_password' }), { kind: 'reject', reason: 'bad_password' });
+  t.match(await attempt(`right,${code}`, { kind: 'accept' }), { kind: 'reject', reason: 'internal_error' });
+
+  const records = await auditRecords(h.store);
+  t.same(
+    records.map((r) => [r.result, r.reason, r.method]),
+    [
+      ['reject', 'bad_password', null],
+      ['accept', 'accepted', 'totp'],
+      ['reject', 'code_replayed', 'totp'],
+      ['reject', 'bad_code', 'totp'],
+      ['reject', 'bad_password', null],
+      ['reject', 'internal_error', null],
+    ],
+  );
+});

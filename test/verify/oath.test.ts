@@ -5,7 +5,7 @@ import t from 'tap';
 import { DataKeys } from '../../src/crypto/keys.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { OathAlgorithm } from '../../src/store/types.js';
-import { checkOathCode, enrolOathToken } from '../../src/verify/oath.js';
+import { checkOathCode, claimOathMatch, enrolOathToken, matchOathCode } from '../../src/verify/oath.js';
 
 // RFC 6238 Appendix B: 8-digit codes, 30 s steps, the seed of each algorithm as ASCII digits.
 const base32 = (ascii: string): string => {
@@ -51,4 +51,34 @@ t.test('TOTP codes of RFC 6238 Appendix B are accepted once, for SHA-1, SHA-256 
     // The SHA-1 code at T = 59 is not the code of the other algorithms at that time.
     if (algorithm !== 'SHA1') t.match(await checkOathCode(store, keys, tokens, VECTORS[0]![1].SHA1, 59_000, settings), { ok: false, reason: 'bad_code' });
   }
+});
+
+t.test('matchOathCode: the exhaustive comparison finds the same step as the early-exit scan, at every offset in and beyond the window', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mfa-oath-'));
+  const store = await openSqliteStore({ path: join(dir, 'gateway.db') });
+  t.teardown(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const keys = new DataKeys(Buffer.alloc(32, 7));
+  const user = await store.createUser({ username: 'window' });
+  await enrolOathToken(store, keys, user, { issuer: 'test', secretBase32: base32(SEEDS.SHA1), digits: 8, period: 30 });
+  const tokens = await store.listTokens(user.id);
+  const settings = { totpWindow: 2, hotpLookAhead: 0 };
+  // VECTORS[3]: T = 1234567890, step 41152263. The same code, looked at from steps around it.
+  const [seconds, codes] = VECTORS[3]!;
+  const step = Math.floor(seconds / 30);
+  for (let offset = -3; offset <= 3; offset++) {
+    const now = (step + offset) * 30_000 + 5_000;
+    const expected = Math.abs(offset) <= 2 ? [step] : [];
+    for (const exhaustive of [false, true]) {
+      const found = matchOathCode(keys, tokens, codes.SHA1, now, settings, exhaustive).map((m) => m.at);
+      t.same(found, expected, `seen from step ${offset >= 0 ? '+' : ''}${offset}, ${exhaustive ? 'exhaustive' : 'early exit'}`);
+    }
+  }
+  t.same(matchOathCode(keys, tokens, '00000000', seconds * 1000, settings, true), [], 'a wrong code matches nothing');
+  t.same(matchOathCode(keys, tokens, codes.SHA1.slice(2), seconds * 1000, settings, true), [], 'a code of another length matches nothing');
+  // Nothing was claimed: the code is still good once.
+  t.match(await claimOathMatch(store, matchOathCode(keys, tokens, codes.SHA1, seconds * 1000, settings, true), seconds * 1000), { ok: true, method: 'totp' });
+  t.match(await claimOathMatch(store, matchOathCode(keys, tokens, codes.SHA1, seconds * 1000, settings, true), seconds * 1000), { ok: false, reason: 'code_replayed' });
 });

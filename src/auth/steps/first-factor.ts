@@ -3,6 +3,7 @@ import { verifyPassword, burnPasswordCheck } from '../../crypto/password-hash.js
 import type { FlowContext } from '../context.js';
 import { Decision } from '../decision.js';
 import type { PasswordOutcome } from '../first-factor-target.js';
+import { startInlineCodeMatch } from '../inline-code-match.js';
 import { newNonce, sealState } from '../sealed-state.js';
 import { InternalError } from '../../errors.js';
 
@@ -50,13 +51,15 @@ export async function firstFactor(ctx: FlowContext): Promise<Decision | undefine
       // An empty password never reaches a directory: an LDAP bind with one is an unauthenticated
       // bind (RFC 4513 §5.1.2) that many servers let succeed.
       if (password === '' || /^\0*$/.test(password)) return Decision.reject('bad_password');
-      outcome = await target.check({
+      const checking = target.check({
         attempt: ctx.attempt,
         login: ctx.attempt.username,
         password,
         user: ctx.user,
         ...(continuation === undefined ? {} : { continuation }),
       });
+      startInlineCodeMatch(ctx);
+      outcome = await checking;
     }
     if (outcome.kind === 'reject') {
       ctx.deps.log.info({ attemptId: ctx.attempt.id, firstFactor: kind, reason: outcome.reason, detail: outcome.detail }, 'first factor rejected');

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { ProviderRejectedError, ProviderUnavailableError } from '../../errors.js';
-import { checkOathCode, CODE_PATTERN } from '../../verify/oath.js';
+import { checkOathCode, claimOathMatch, CODE_PATTERN, type OathMatch } from '../../verify/oath.js';
 import { checkSentCode } from '../../verify/sent-codes.js';
 import type { FlowContext } from '../context.js';
 import { Decision } from '../decision.js';
+import { usableTokens } from '../inline-code-match.js';
 import { keywordMethod, menuChoice, menuPrompt, usableMethods, type UsableMethod } from '../method-choice.js';
 import { awaitApproval, codePrompt, loginOf, numberMatch, recipientOf, sendCode, startApproval } from '../out-of-band.js';
 import { newNonce, sealState, type ChallengeStep } from '../sealed-state.js';
@@ -22,7 +23,8 @@ export async function secondFactor(ctx: FlowContext): Promise<Decision | undefin
   const started = performance.now();
   try {
     const allowed = new Set<string>(ctx.policy.methods);
-    const tokens = (await ctx.deps.store.listTokens(user.id)).filter((t) => t.enabled && allowed.has(t.kind));
+    const early = ctx.inlineCodeMatch === undefined ? undefined : await ctx.inlineCodeMatch;
+    const tokens = early?.tokens ?? (await usableTokens(ctx, user));
     ctx.tokens = tokens;
     const usable = await usableMethods(ctx, tokens);
     const answering = ctx.challenge?.stage === 'second' ? ctx.challenge : undefined;
@@ -54,7 +56,7 @@ export async function secondFactor(ctx: FlowContext): Promise<Decision | undefin
     }
 
     const input = ctx.input;
-    if (input?.code !== undefined) return await checkCode(ctx, input.code);
+    if (input?.code !== undefined) return await checkCode(ctx, input.code, early?.matches);
     if (input?.keyword !== undefined) {
       const method = keywordMethod(input.keyword);
       if (method === undefined || !allowed.has(method)) return Decision.reject('method_not_allowed');
@@ -153,18 +155,22 @@ function challenge(ctx: FlowContext, step: ChallengeStep, prompt: string, reason
 
 /**
  * A typed code: the user's OATH tokens first (local, no cloud), then the codes the gateway sent,
- * then a provider's own (Duo SMS passcodes).
+ * then a provider's own (Duo SMS passcodes). `matched`: the code already matched against the
+ * tokens (startInlineCodeMatch), to be claimed only.
  */
-async function checkCode(ctx: FlowContext, code: string): Promise<Decision> {
+async function checkCode(ctx: FlowContext, code: string, matched?: readonly OathMatch[]): Promise<Decision> {
   const tokens = ctx.tokens ?? [];
   const user = ctx.user!;
   let replayed = false;
   if (tokens.length > 0) {
     ctx.method = tokens[0]?.kind ?? 'totp';
-    const result = await checkOathCode(ctx.deps.store, ctx.deps.keys, tokens, code, ctx.now, {
-      totpWindow: ctx.config.totp.window,
-      hotpLookAhead: ctx.config.hotp.look_ahead,
-    });
+    const result =
+      matched !== undefined
+        ? await claimOathMatch(ctx.deps.store, matched, ctx.now)
+        : await checkOathCode(ctx.deps.store, ctx.deps.keys, tokens, code, ctx.now, {
+            totpWindow: ctx.config.totp.window,
+            hotpLookAhead: ctx.config.hotp.look_ahead,
+          });
     if (result.ok) {
       ctx.method = result.method;
       return Decision.accept('accepted');
