@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { DataKeys } from '../../src/crypto/keys.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../../src/store/store.js';
 import type { OathAlgorithm } from '../../src/store/types.js';
 import { checkOathCode, claimOathMatch, enrolOathToken, matchOathCode } from '../../src/verify/oath.js';
 
@@ -30,14 +31,19 @@ const VECTORS: Array<[number, Record<OathAlgorithm, string>]> = [
   [20000000000, { SHA1: '65353130', SHA256: '77737706', SHA512: '47863826' }],
 ];
 
-t.test('TOTP codes of RFC 6238 Appendix B are accepted once, for SHA-1, SHA-256 and SHA-512', async (t) => {
+/** A store in a temp dir, removed after the test, and the data keys its tokens are sealed with. */
+async function throwawayStore(t: Test): Promise<{ store: Store; keys: DataKeys }> {
   const dir = mkdtempSync(join(tmpdir(), 'mfa-oath-'));
   const store = await openSqliteStore({ path: join(dir, 'gateway.db') });
   t.teardown(async () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const keys = new DataKeys(Buffer.alloc(32, 7));
+  return { store, keys: new DataKeys(Buffer.alloc(32, 7)) };
+}
+
+t.test('TOTP codes of RFC 6238 Appendix B are accepted once, for SHA-1, SHA-256 and SHA-512', async (t) => {
+  const { store, keys } = await throwawayStore(t);
   const settings = { totpWindow: 1, hotpLookAhead: 0 };
   for (const algorithm of ['SHA1', 'SHA256', 'SHA512'] as const) {
     const user = await store.createUser({ username: `rfc6238-${algorithm}` });
@@ -54,13 +60,7 @@ t.test('TOTP codes of RFC 6238 Appendix B are accepted once, for SHA-1, SHA-256 
 });
 
 t.test('matchOathCode: the exhaustive comparison finds the same step as the early-exit scan, at every offset in and beyond the window', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mfa-oath-'));
-  const store = await openSqliteStore({ path: join(dir, 'gateway.db') });
-  t.teardown(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const keys = new DataKeys(Buffer.alloc(32, 7));
+  const { store, keys } = await throwawayStore(t);
   const user = await store.createUser({ username: 'window' });
   await enrolOathToken(store, keys, user, { issuer: 'test', secretBase32: base32(SEEDS.SHA1), digits: 8, period: 30 });
   const tokens = await store.listTokens(user.id);
