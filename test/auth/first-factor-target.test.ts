@@ -309,17 +309,21 @@ t.test('an inline code is matched while the directory checks the password, and c
   t.teardown(() => h.cleanup());
   await h.addUser('alice');
   const code = h.code(SEED);
-  /** Lets the flow run up to the directory's answer (and the match after it went out). */
-  const meanwhile = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
+  /** Waits (up to 5 s) until `done` holds. */
+  const until = async (done: () => boolean): Promise<void> => {
+    for (let waited = 0; !done() && waited < 5000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
+  /** An attempt whose directory answers `outcome` once it has been asked. */
   const attempt = async (password: string, outcome: PasswordOutcome): Promise<Awaited<ReturnType<typeof h.flow.run>>> => {
     const running = h.flow.run(h.attempt({ username: 'alice', password }));
-    await meanwhile();
+    await until(() => pending.length > 0);
     pending.shift()!(outcome);
     return running;
   };
 
   const wrong = h.flow.run(h.attempt({ username: 'alice', password: `wrong,${code}` }));
-  await meanwhile();
+  await until(() => calls.length > 0);
+  t.equal(pending.length, 1, 'the directory was asked and has not answered');
   t.same(calls, ['listTokens'], 'the tokens were read, and the code matched, before the directory answered');
   pending.shift()!({ kind: 'reject', reason: 'bad_password', detail: 'data 52e' });
   t.match(await wrong, { kind: 'reject', reason: 'bad_password' });
