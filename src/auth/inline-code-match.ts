@@ -1,5 +1,5 @@
 import type { OathToken, User } from '../store/types.js';
-import { matchOathCode, type OathMatch } from '../verify/oath.js';
+import { matchOathCode, type OathMatch, type OathSettings } from '../verify/oath.js';
 import type { FlowContext } from './context.js';
 
 /** The user's OATH tokens that the second factor may use, and which of them an inline code belongs to. */
@@ -12,6 +12,11 @@ export interface InlineCodeMatch {
 export async function usableTokens(ctx: FlowContext, user: User): Promise<readonly OathToken[]> {
   const allowed = new Set<string>(ctx.policy.methods);
   return (await ctx.deps.store.listTokens(user.id)).filter((t) => t.enabled && allowed.has(t.kind));
+}
+
+/** The configured TOTP window and HOTP look-ahead, as the OATH checks take them. */
+export function oathSettings(ctx: FlowContext): OathSettings {
+  return { totpWindow: ctx.config.totp.window, hotpLookAhead: ctx.config.hotp.look_ahead };
 }
 
 /**
@@ -28,7 +33,7 @@ export function startInlineCodeMatch(ctx: FlowContext): void {
   const user = ctx.user;
   const code = ctx.input?.code;
   if (user === undefined || code === undefined || ctx.challenge !== undefined) return;
-  const settings = { totpWindow: ctx.config.totp.window, hotpLookAhead: ctx.config.hotp.look_ahead };
+  const settings = oathSettings(ctx);
   const match = new Promise<InlineCodeMatch>((resolve) => {
     setImmediate(() => resolve(usableTokens(ctx, user).then((tokens) => ({ tokens, matches: matchOathCode(ctx.deps.keys, tokens, code, ctx.now, settings, true) }))));
   });

@@ -4,7 +4,7 @@ import { checkOathCode, claimOathMatch, CODE_PATTERN, type OathMatch } from '../
 import { checkSentCode } from '../../verify/sent-codes.js';
 import type { FlowContext } from '../context.js';
 import { Decision } from '../decision.js';
-import { usableTokens } from '../inline-code-match.js';
+import { oathSettings, usableTokens } from '../inline-code-match.js';
 import { keywordMethod, menuChoice, menuPrompt, usableMethods, type UsableMethod } from '../method-choice.js';
 import { awaitApproval, codePrompt, loginOf, numberMatch, recipientOf, sendCode, startApproval } from '../out-of-band.js';
 import { newNonce, sealState, type ChallengeStep } from '../sealed-state.js';
@@ -167,10 +167,7 @@ async function checkCode(ctx: FlowContext, code: string, matched?: readonly Oath
     const result =
       matched !== undefined
         ? await claimOathMatch(ctx.deps.store, matched, ctx.now)
-        : await checkOathCode(ctx.deps.store, ctx.deps.keys, tokens, code, ctx.now, {
-            totpWindow: ctx.config.totp.window,
-            hotpLookAhead: ctx.config.hotp.look_ahead,
-          });
+        : await checkOathCode(ctx.deps.store, ctx.deps.keys, tokens, code, ctx.now, oathSettings(ctx));
     if (result.ok) {
       ctx.method = result.method;
       return Decision.accept('accepted');
